@@ -1,0 +1,96 @@
+"""The attack interface, its registry and what an attack returns."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as PydanticValidationError
+from torch import Tensor
+
+from gradleak.attacks.target import AttackTarget
+from gradleak.config import AttackConfig
+from gradleak.errors import CapabilityError, ConfigError
+from gradleak.fl.views import Capabilities
+from gradleak.registry import Registry
+
+ProgressCallback = Callable[[int, float], None]
+"""Called as (iteration, loss) while an attack optimises: feeds progress bars and traces."""
+
+
+class AttackOptions(BaseModel):
+    """Base for an attack's own options (``attack.options`` in a config); unknown keys fail."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class Reconstruction:
+    """An attack's output: images in [0, 1], labels when it recovered them, and its trace."""
+
+    images: Tensor
+    labels: Tensor | None
+    iterations: int
+    best_loss: float
+    trace: list[tuple[int, float]] = field(default_factory=list)
+    diverged: bool = False
+    interrupted: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Attack(ABC):
+    """A reconstruction attack on an observed update.
+
+    Subclasses set ``requires`` (names of :class:`Capabilities` fields that must be true) and
+    ``Options`` (their own typed options), and implement :meth:`reconstruct`.
+    """
+
+    name: ClassVar[str]
+    requires: ClassVar[frozenset[str]] = frozenset()
+    Options: ClassVar[type[AttackOptions]] = AttackOptions
+    defaults: ClassVar[dict[str, Any]] = {}
+    """The attack's own defaults for shared ``attack.*`` knobs (``lr``, ``tv_weight``): each
+    paper tuned them differently, and a user's explicit value still wins."""
+
+    def __init__(self, config: AttackConfig) -> None:
+        self.config = config
+        try:
+            self.options = self.Options.model_validate(config.options)
+        except PydanticValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(f"attack.options.{key} for {self.name}: {err['msg']}") from None
+
+    def setting(self, key: str) -> Any:
+        """``attack.<key>`` when the user set it, else this attack's default, else the config's."""
+        if key in self.config.model_fields_set or key not in self.defaults:
+            return getattr(self.config, key)
+        return self.defaults[key]
+
+    def required_capabilities(self) -> frozenset[str]:
+        """What this configured attack needs; given labels add ``knows_labels``."""
+        needs = set(self.requires)
+        if self.config.labels == "given":
+            needs.add("knows_labels")
+        return frozenset(needs)
+
+    def check(self, capabilities: Capabilities) -> None:
+        missing = capabilities.missing(self.required_capabilities())
+        if missing:
+            raise CapabilityError(
+                f"attack {self.name} needs {', '.join(missing)}, which the threat model does not "
+                "give the attacker (set threat.knows_labels / threat.knows_buffers, or use "
+                "attack.labels=recovered)"
+            )
+
+    @abstractmethod
+    def reconstruct(
+        self, target: AttackTarget, callback: ProgressCallback | None = None
+    ) -> Reconstruction:
+        """Reconstruct the images behind ``target.observed_update``."""
+
+
+ATTACKS: Registry[type[Attack]] = Registry("attack")

@@ -1,0 +1,151 @@
+"""The curious client (Wilson et al., arXiv 2410.04661): invert the peers' mean update.
+
+An honest-but-curious client turns two consecutive global models into its peers' mean
+pseudo-gradient (``attacks.peer_target``) and inverts it: one dummy batch stands for all peers'
+images of the round (peers × batch size), the target's update model replays each peer's τ local
+steps from w_t and averages, and the dummy batch is a low-resolution latent upsampled
+bicubically (s = 4), optimised with Adam (lr 0.1, cosine annealing) on the L2 distance (or
+cosine). Beyond the paper: labels are recovered from the aggregate unless given, the distance
+is normalised by the target's size so that several observed rounds weigh equally when one dummy
+batch is matched to all of them, and an optional diffusion prior refines the result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from torch import Tensor
+
+from gradleak.attacks.base import ATTACKS, Attack, AttackOptions, ProgressCallback, Reconstruction
+from gradleak.attacks.labels import resolve_labels
+from gradleak.attacks.matching import MatchingLoss, reconstruction, trial_generator
+from gradleak.attacks.objectives import OBJECTIVES
+from gradleak.attacks.optim import LoopSettings, optimize_restarts
+from gradleak.attacks.parametrizations import (
+    PARAMETRIZATIONS,
+    Parametrization,
+    ParametrizationSettings,
+)
+from gradleak.attacks.peer_target import assume_local_lr, rounds_of
+from gradleak.attacks.regularizers import total_variation
+from gradleak.attacks.target import AttackTarget
+from gradleak.config import AttackConfig
+
+
+class PriorOptions(BaseModel):
+    """``attack.options.prior``: refine the inversion with a DDPM (see ``gradleak.priors``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    """A folder written by ``gradleak prior train`` (or any DDPMPipeline), or a hub id."""
+    method: str = "ddrm"
+    strength: float = Field(default=0.4, gt=0.0, le=1.0)
+    steps: PositiveInt = 50
+    consistency: float = Field(default=1.0, ge=0.0, le=1.0)
+    scale: PositiveInt | None = None
+    """Block size of ``ddrm``'s low-frequency consistency; the latent's scale when unset."""
+
+
+class CuriousClientOptions(AttackOptions):
+    objective: str = "l2"
+    parametrization: str = "lowres"
+    scale: PositiveInt = 4
+    optimizer: str = "adam"
+    schedule: str = "cosine"
+    signed: bool = False
+    lr_guess: PositiveFloat | None = None
+    """The peers' local learning rate as the attacker guesses it; the protocol's when unset."""
+    prior: PriorOptions | None = None
+
+
+class RoundsLoss:
+    """Σ_r d(Δ_r(x), Δ_r) / ‖Δ_r‖² over the observed rounds (plain d for scale-free objectives)
+    plus total variation: one dummy batch explains every round."""
+
+    def __init__(self, target: AttackTarget, objective: str, tv_weight: float) -> None:
+        distance = OBJECTIVES.get(objective)
+        normalise = objective in ("l2", "l1")
+        self.terms: list[tuple[MatchingLoss, float]] = []
+        for round_target in rounds_of(target):
+            size = sum(float(v.pow(2).sum()) for v in round_target.observed_update.values())
+            weight = 1.0 / max(size, 1e-30) if normalise and objective == "l2" else 1.0
+            self.terms.append((MatchingLoss(round_target, distance), weight))
+        self.tv_weight = tv_weight
+
+    def __call__(self, images: Tensor, labels: Tensor) -> Tensor:
+        loss = self.tv_weight * total_variation(images)
+        for term, weight in self.terms:
+            loss = loss + weight * term(images, labels)
+        return loss
+
+
+@ATTACKS.register("curious_client")
+class CuriousClient(Attack):
+    name = "curious_client"
+    Options = CuriousClientOptions
+    options: CuriousClientOptions
+    defaults: ClassVar[dict[str, Any]] = {"lr": 0.1, "tv_weight": 0.0}
+
+    def __init__(self, config: AttackConfig) -> None:
+        super().__init__(config)
+        OBJECTIVES.get(self.options.objective)
+        PARAMETRIZATIONS.get(self.options.parametrization)
+        if self.options.prior is not None:
+            from gradleak.priors.diffusion import REFINERS, check_source
+
+            REFINERS.get(self.options.prior.method)
+            check_source(self.options.prior.model)
+
+    def reconstruct(
+        self, target: AttackTarget, callback: ProgressCallback | None = None
+    ) -> Reconstruction:
+        opts = self.options
+        if opts.lr_guess is not None:
+            target = assume_local_lr(target, opts.lr_guess)
+        labels = resolve_labels(self.config.labels, target)
+        loss = RoundsLoss(target, opts.objective, self.setting("tv_weight"))
+        make_param = PARAMETRIZATIONS.get(opts.parametrization)
+        shape = (target.num_images, *target.image_shape)
+        generator = trial_generator()
+        param_settings = ParametrizationSettings(scale=opts.scale)
+
+        def make_trial() -> tuple[Parametrization, Callable[[], Tensor], list[Tensor]]:
+            param = make_param(shape, generator, target.device, param_settings)
+            return param, lambda: loss(param.images(), labels), []
+
+        settings = LoopSettings(
+            self.config.iterations,
+            self.setting("lr"),
+            opts.optimizer,
+            opts.schedule,
+            opts.signed,
+            self.config.log_every,
+        )
+        best = optimize_restarts(make_trial, settings, self.config.restarts, callback)
+        images = best.parametrization.images().detach().clamp(0, 1)
+        extra: dict[str, Any] = {"rounds": len(rounds_of(target))}
+        if opts.prior is not None:
+            extra["raw_images"] = images
+            images, extra["prior"] = self._refine(images)
+        return reconstruction(best, images, labels, **extra)
+
+    def _refine(self, images: Tensor) -> tuple[Tensor, dict[str, Any]]:
+        """The prior's refinement of the raw inversion, and what was done (for metrics)."""
+        from gradleak.priors.diffusion import RefineSettings, refine
+
+        prior = self.options.prior
+        assert prior is not None
+        settings = RefineSettings(
+            strength=prior.strength,
+            steps=prior.steps,
+            scale=prior.scale or self.options.scale,
+            consistency=prior.consistency,
+        )
+        start = time.perf_counter()
+        refined = refine(prior.model, prior.method, images, settings)
+        info = {**prior.model_dump(), "seconds": round(time.perf_counter() - start, 3)}
+        return refined, info

@@ -1,0 +1,111 @@
+"""Label recovery from an observed update (the attacker does not see labels).
+
+Both methods read the last linear layer's gradient. With cross-entropy, the bias gradient of
+class c is the batch mean of (p_c − 1[y = c]), so it is negative exactly where a label is
+present (iDLG), and its size counts how many samples carry that label.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from gradleak.attacks.target import AttackTarget
+from gradleak.fl.functional import Params, forward
+from gradleak.models import last_linear_names as last_linear
+
+
+def class_signal(model: nn.Module, update: Params) -> Tensor:
+    """Per-class gradient signal: the bias gradient, or the row sums of the weight gradient."""
+    weight_name, bias_name = last_linear(model)
+    if bias_name is not None and bias_name in update:
+        return update[bias_name].detach()
+    return update[weight_name].detach().sum(dim=1)
+
+
+def recover_single_label(model: nn.Module, update: Params) -> Tensor:
+    """iDLG: the one class whose signal is negative (the minimum)."""
+    return class_signal(model, update).argmin().reshape(1)
+
+
+def _expected_probabilities(
+    model: nn.Module,
+    params: Params,
+    buffers: Params,
+    image_shape: tuple[int, int, int],
+    probes: int = 32,
+) -> tuple[Tensor, Tensor]:
+    """Mean softmax output and mean last-layer input on random images: what the attacker can
+    compute from the model alone, standing in for the unknown batch's averages."""
+    weight_name, _ = last_linear(model)
+    module_name = weight_name.rsplit(".", 1)[0] if "." in weight_name else ""
+    features: list[Tensor] = []
+    module = model.get_submodule(module_name)
+    handle = module.register_forward_hook(lambda _m, inp, _o: features.append(inp[0].detach()))
+    try:
+        generator = torch.Generator().manual_seed(0)
+        device = next(iter(params.values())).device
+        probe = torch.rand((probes, *image_shape), generator=generator).to(device)
+        with torch.no_grad():
+            logits = forward(model, params, {k: v.clone() for k, v in buffers.items()}, probe)
+    finally:
+        handle.remove()
+    return logits.softmax(-1).mean(0), features[0].abs().sum(1).mean()
+
+
+def recover_label_counts(
+    model: nn.Module,
+    params: Params,
+    buffers: Params,
+    update: Params,
+    batch_size: int,
+    image_shape: tuple[int, int, int],
+) -> Tensor:
+    """Count-based labels for a batch: count_c ≈ B·(p̄_c − g_c), with p̄ the model's mean
+    prediction estimated on random probes, then rounded so the counts sum to B."""
+    _, bias_name = last_linear(model)
+    mean_prob, mean_feature = _expected_probabilities(model, params, buffers, image_shape)
+    signal = class_signal(model, update).to(mean_prob)
+    if bias_name is None or bias_name not in update:
+        signal = signal / mean_feature.clamp_min(1e-12)
+    estimate = (batch_size * (mean_prob - signal)).clamp_min(0)
+    counts = estimate.floor()
+    counts[signal < 0] = counts[signal < 0].clamp_min(1)
+    while counts.sum() < batch_size:
+        counts[(estimate - counts).argmax()] += 1
+    while counts.sum() > batch_size:
+        counts[
+            torch.where(counts > 0, counts - estimate, torch.full_like(counts, -1e9)).argmax()
+        ] -= 1
+    return torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts.long())
+
+
+def recover_labels(
+    model: nn.Module,
+    params: Params,
+    buffers: Params,
+    update: Params,
+    batch_size: int,
+    image_shape: tuple[int, int, int],
+) -> Tensor:
+    """iDLG for one image, count-based for a batch."""
+    if batch_size == 1:
+        return recover_single_label(model, update)
+    return recover_label_counts(model, params, buffers, update, batch_size, image_shape)
+
+
+def resolve_labels(mode: str, target: AttackTarget) -> Tensor:
+    """The labels an attack works with: the target's when ``mode`` is "given" (the capability
+    check has already passed), else recovered from the observed update."""
+    if mode == "given":
+        if target.labels is None:
+            raise ValueError("labels were declared known but the target carries none")
+        return target.labels
+    return recover_labels(
+        target.model,
+        target.parameters,
+        target.buffers,
+        target.observed_update,
+        target.num_images,
+        target.image_shape,
+    )

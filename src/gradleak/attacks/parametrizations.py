@@ -1,0 +1,151 @@
+"""How the dummy images are represented while they are optimised.
+
+The representation is an implicit prior: pixels carry none, a low-resolution latent upsampled
+bicubically forbids high frequencies (the curious-client attack), and an untrained convolutional
+generator biases towards natural-looking images (FedLeak).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gradleak.attacks.generator import ImageGenerator
+from gradleak.registry import Registry
+
+
+@dataclass(frozen=True)
+class ParametrizationSettings:
+    """Knobs of the parametrisations; each one reads only its own."""
+
+    box: bool = True
+    """Pixels: clamp to [0, 1] after every step (Inverting Gradients); DLG optimises unboxed."""
+    scale: int = 4
+    """Low-res latent: the image side divided by the latent side."""
+    latent_dim: int = 128
+    """Generator: size of the fixed code z per image."""
+    width: int = 256
+    """Generator: channels of its conv blocks (the authors use 256)."""
+
+
+class Parametrization(ABC):
+    """Owns the optimised tensors and maps them to images in [0, 1]."""
+
+    @abstractmethod
+    def parameters(self) -> list[Tensor]:
+        """The leaf tensors an optimiser updates."""
+
+    @abstractmethod
+    def images(self) -> Tensor:
+        """The current images, (B, C, H, W) (in [0, 1] after :meth:`project`)."""
+
+    def project(self) -> None:  # noqa: B027 - a no-op default is the common case
+        """Enforce constraints after an optimiser step (the box constraint for pixels)."""
+
+    def state(self) -> list[Tensor]:
+        return [p.detach().clone() for p in self.parameters()]
+
+    def load_state(self, state: list[Tensor]) -> None:
+        with torch.no_grad():
+            for p, s in zip(self.parameters(), state, strict=True):
+                p.copy_(s)
+
+
+class PixelParametrization(Parametrization):
+    """Pixels optimised directly, optionally boxed to [0, 1] after each step."""
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        generator: torch.Generator,
+        device: torch.device,
+        settings: ParametrizationSettings,
+    ) -> None:
+        self.pixels = torch.rand(shape, generator=generator).to(device).requires_grad_(True)
+        self.box = settings.box
+
+    def parameters(self) -> list[Tensor]:
+        return [self.pixels]
+
+    def images(self) -> Tensor:
+        return self.pixels
+
+    def project(self) -> None:
+        if self.box:
+            with torch.no_grad():
+                self.pixels.clamp_(0, 1)
+
+
+class LowResParametrization(Parametrization):
+    """A latent image ``scale`` times smaller, upsampled bicubically to the image size."""
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        generator: torch.Generator,
+        device: torch.device,
+        settings: ParametrizationSettings,
+    ) -> None:
+        batch, channels, height, width = shape
+        small = (batch, channels, max(1, height // settings.scale), max(1, width // settings.scale))
+        self.latent = torch.rand(small, generator=generator).to(device).requires_grad_(True)
+        self.size = (height, width)
+
+    def parameters(self) -> list[Tensor]:
+        return [self.latent]
+
+    def images(self) -> Tensor:
+        up = F.interpolate(self.latent, size=self.size, mode="bicubic", align_corners=False)
+        return up.clamp(0, 1)
+
+    def project(self) -> None:
+        with torch.no_grad():
+            self.latent.clamp_(0, 1)
+
+
+class GeneratorParametrization(Parametrization):
+    """Images G_θ(z) of an untrained generator with fixed codes z; only θ is optimised."""
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        generator: torch.Generator,
+        device: torch.device,
+        settings: ParametrizationSettings,
+    ) -> None:
+        batch, channels, height, _ = shape
+        self.code = torch.randn((batch, settings.latent_dim), generator=generator).to(device)
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = ImageGenerator(height, channels, settings.latent_dim, settings.width)
+        self.net.to(device).train()
+
+    def parameters(self) -> list[Tensor]:
+        return list(self.net.parameters())
+
+    def images(self) -> Tensor:
+        return self.net(self.code)
+
+    def state(self) -> list[Tensor]:
+        # Buffers too: spectral-norm power-iteration vectors shape the output.
+        return [t.detach().clone() for t in self.net.state_dict().values()]
+
+    def load_state(self, state: list[Tensor]) -> None:
+        keys = list(self.net.state_dict())
+        self.net.load_state_dict(dict(zip(keys, state, strict=True)))
+
+
+ParametrizationFactory = Callable[
+    [tuple[int, ...], torch.Generator, torch.device, ParametrizationSettings], Parametrization
+]
+
+PARAMETRIZATIONS: Registry[ParametrizationFactory] = Registry("parametrization")
+PARAMETRIZATIONS.register("pixels")(PixelParametrization)
+PARAMETRIZATIONS.register("lowres")(LowResParametrization)
+PARAMETRIZATIONS.register("generator")(GeneratorParametrization)

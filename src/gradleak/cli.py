@@ -1,0 +1,123 @@
+"""The ``gradleak`` command line: core commands (run, demo, datasets) and the entry point.
+
+User mistakes (``GradleakError``) print one line and exit with status 2; ``--debug`` shows the
+traceback instead. Further command groups live in ``gradleak.commands`` and register themselves.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import gradleak.commands  # noqa: F401 - registers the command modules on the app
+from gradleak.cli_app import DeviceOption, OutputOption, SetOption, _state, app, console
+from gradleak.config import ExperimentConfig, load_config
+from gradleak.errors import GradleakError
+
+
+def demo_config_path() -> Path:
+    return Path(str(resources.files("gradleak") / "configs" / "demo.yaml"))
+
+
+def _describe(config: ExperimentConfig) -> None:
+    """The threat model and deployment, printed before the run so the user sees what is assumed."""
+    fed, threat = config.federation, config.threat
+    Console().print(
+        f"[bold]threat[/]: {threat.attacker} attacks client {threat.victim} at round {threat.round} "
+        f"| [bold]attack[/]: {config.attack.name}, {config.attack.iterations} iterations, "
+        f"labels {config.attack.labels}\n[bold]deployment[/]: {config.data.name} "
+        f"{config.data.image_size}px, {config.model.name}, {fed.num_clients} clients, "
+        f"batch {fed.batch_size}, {fed.protocol}, aggregator {config.defense.aggregator.name}"
+    )
+
+
+SUMMARY_KEYS = ("psnr_mean", "ssim_mean", "lpips_mean", "label_accuracy", "iterations", "wall_seconds")
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _summary(metrics: dict[str, Any], output: Path) -> None:
+    table = Table(title=f"{metrics['attack']} — {metrics['num_scored_images']} images scored")
+    for key in SUMMARY_KEYS:
+        table.add_column(key)
+    table.add_row(*[_format(metrics.get(key)) for key in SUMMARY_KEYS])
+    Console().print(table)
+    if metrics.get("diverged"):
+        console.print("[yellow]the attack diverged; the best reconstruction before that was kept")
+    if metrics.get("interrupted"):
+        console.print("[yellow]interrupted; the best reconstruction so far was kept")
+    console.print(f"outputs in {output}")
+
+
+def _run(config_path: Path, overrides: list[str], output: Path | None, device: str | None) -> None:
+    from gradleak.experiments.runner import run_experiment
+
+    if device is not None:
+        overrides = [*overrides, f"device={device}"]
+    config = load_config(config_path, overrides)
+    output = output or Path("runs") / f"{config_path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    _describe(config)
+    metrics = run_experiment(config, output, progress=True)
+    _summary(metrics, output)
+    if metrics.get("interrupted"):
+        raise typer.Exit(130)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="Experiment config (YAML).")],
+    set_: SetOption = None,
+    output: OutputOption = None,
+    device: DeviceOption = None,
+) -> None:
+    """Run one experiment and write config.yaml, metrics.json and reconstruction.png."""
+    _run(config, set_ or [], output, device)
+
+
+@app.command()
+def demo(set_: SetOption = None, output: OutputOption = None, device: DeviceOption = None) -> None:
+    """Run the bundled default experiment on bundled images (no download)."""
+    _run(demo_config_path(), set_ or [], output or Path("demo-output"), device)
+
+
+@app.command()
+def datasets(
+    root: Annotated[Path | None, typer.Option("--root", help="Data folder to inspect.")] = None,
+) -> None:
+    """Which data sets are present under the data root, and how many images each holds."""
+    from gradleak.config import default_data_root
+    from gradleak.data import available_datasets
+
+    base = root or default_data_root()
+    table = Table(title=f"data sets under {base}")
+    for column in ("name", "present", "images", "detail"):
+        table.add_column(column)
+    for name, present, count, detail in available_datasets(base):
+        table.add_row(name, "yes" if present else "no", "—" if count is None else str(count), detail)
+    Console().print(table)
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning user errors into one line + exit 2."""
+    try:
+        app()
+    except GradleakError as exc:
+        if _state["debug"]:
+            raise
+        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""Typed experiment configuration.
+
+One pydantic model per config section, every field with its default and its bounds here, so
+that a config file, a ``--set`` override and the Python API are validated the same way. Unknown
+keys are rejected (``extra="forbid"``) so that a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import ValidationError as PydanticValidationError
+
+from gradleak.errors import ConfigError
+
+DATA_ROOT_ENV = "GRADLEAK_DATA"
+
+
+def default_data_root() -> Path:
+    """Where data sets live unless ``data.root`` says otherwise.
+
+    ``$GRADLEAK_DATA`` wins; otherwise ``../shared/data`` beside the checkout when present (the
+    project's offline copies), else ``~/.cache/gradleak/data``.
+    """
+    env = os.environ.get(DATA_ROOT_ENV)
+    if env:
+        return Path(env).expanduser()
+    shared = Path(__file__).resolve().parents[3] / "shared" / "data"
+    if shared.is_dir():
+        return shared
+    return Path.home() / ".cache" / "gradleak" / "data"
+
+
+class Section(BaseModel):
+    """Base for every config section: strict keys, validated assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PartitionConfig(Section):
+    """How a data set is split over clients."""
+
+    scheme: Literal["iid", "dirichlet", "shards"] = "iid"
+    alpha: PositiveFloat = 0.5
+    shards_per_client: PositiveInt = 2
+
+
+class DataConfig(Section):
+    name: str = "samples"
+    root: Path | None = None
+    split: Literal["train", "test"] = "test"
+    image_size: PositiveInt = 32
+    channels: Literal[1, 3] | None = None
+    max_images: PositiveInt | None = None
+    download: bool = False
+    shuffle: bool = False
+    partition: PartitionConfig = Field(default_factory=PartitionConfig)
+
+    def resolved_root(self) -> Path:
+        return self.root.expanduser() if self.root is not None else default_data_root()
+
+
+class ModelConfig(Section):
+    name: str = "convnet"
+    activation: str | None = None  # None: the model's literature default (sigmoid for lenet_dlg)
+    width: PositiveInt = 16
+    norm: Literal["batchnorm", "groupnorm", "none"] = "batchnorm"
+    checkpoint: Path | None = None
+    train_mode: bool = True
+
+
+class ByzantineConfig(Section):
+    """Clients replaced by a model-poisoning adversary (``fl.byzantine``), with its options."""
+
+    name: str = "sign_flip"
+    clients: list[NonNegativeInt] = Field(min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class FederationConfig(Section):
+    """The FL deployment. Every sampled client trains each round on ``batch_size`` images drawn
+    from its own data; ``local_epochs`` (when set) replaces ``local_steps`` by
+    ``local_epochs * ceil(batch_size / local_batch_size)`` steps over that batch.
+
+    The starting model is ``model.checkpoint`` (or a seeded random initialisation), then trained
+    for ``pretrain_rounds`` rounds of this same federation; round 0 is the first round after
+    them. ``holdout_fraction`` of the data is kept back for testing when ``gradleak train``
+    cannot use the data set's test split (see ``fl.evaluation``).
+    """
+
+    num_clients: PositiveInt = 1
+    clients_per_round: PositiveInt | None = None
+    batch_size: PositiveInt = 1
+    protocol: Literal["fedsgd", "fedavg"] = "fedsgd"
+    local_steps: PositiveInt = 1
+    local_epochs: PositiveInt | None = None
+    local_batch_size: PositiveInt | None = None
+    local_lr: PositiveFloat = 0.1
+    momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
+    server_lr: PositiveFloat = 1.0
+    rounds: PositiveInt = 1
+    weighted: bool = True
+    bn_buffers: Literal["average", "local"] = "average"
+    executor: Literal["auto", "loop", "vmap"] = "auto"
+    vmap_chunk: PositiveInt | None = None
+    pretrain_rounds: NonNegativeInt = 0
+    byzantine: list[ByzantineConfig] = Field(default_factory=list)
+    holdout_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
+
+
+class AggregatorConfig(Section):
+    name: str = "mean"
+    num_byzantine: NonNegativeInt = 0
+    num_selected: PositiveInt | None = None
+    beta: float = Field(default=0.1, ge=0.0, lt=0.5)
+    clip_norm: PositiveFloat = 10.0
+    max_iterations: PositiveInt = 100
+
+
+class ClientDefenseConfig(Section):
+    """One client-side defence; they apply in the order listed."""
+
+    name: str
+    clip_norm: PositiveFloat | None = None
+    noise_multiplier: float | None = Field(default=None, ge=0.0)
+    delta: float | None = Field(default=None, gt=0.0, lt=1.0)
+    fraction: float | None = Field(default=None, gt=0.0, le=1.0)
+    levels: PositiveInt | None = None
+
+
+class DpSgdConfig(Section):
+    """DP-SGD local training (per-sample clipping and Gaussian noise at every local step)."""
+
+    clip_norm: PositiveFloat = 1.0
+    noise_multiplier: float = Field(default=1.0, ge=0.0)
+    delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
+
+
+class DefenseConfig(Section):
+    aggregator: AggregatorConfig = Field(default_factory=AggregatorConfig)
+    client: list[ClientDefenseConfig] = Field(default_factory=list)
+    dp_sgd: DpSgdConfig | None = None
+    secure_aggregation: bool = False
+
+
+class ThreatConfig(Section):
+    """Who attacks, whom, when, and what they know."""
+
+    attacker: Literal["server", "peer", "malicious_peer"] = "server"
+    victim: NonNegativeInt = 0
+    attacker_client: NonNegativeInt = 0
+    round: NonNegativeInt = 0
+    knows_labels: bool = False
+    knows_buffers: bool = False
+
+
+class AttackConfig(Section):
+    """Knobs shared by the attacks; ``options`` holds attack-specific ones, validated by it."""
+
+    name: str = "inverting_gradients"
+    iterations: PositiveInt = 1000
+    lr: PositiveFloat = 0.1
+    restarts: PositiveInt = 1
+    labels: Literal["given", "recovered"] = "recovered"
+    tv_weight: float = Field(default=1e-4, ge=0.0)
+    log_every: PositiveInt = 10
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class MetricsConfig(Section):
+    lpips: bool = True
+    lpips_backbone: Literal["alex", "vgg"] = "alex"
+    lpips_weights: Path | None = None
+
+
+class ExperimentConfig(Section):
+    """A whole experiment: deployment, threat, attack and scoring."""
+
+    seed: int = 0
+    device: str = "cpu"
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    federation: FederationConfig = Field(default_factory=FederationConfig)
+    defense: DefenseConfig = Field(default_factory=DefenseConfig)
+    threat: ThreatConfig = Field(default_factory=ThreatConfig)
+    attack: AttackConfig = Field(default_factory=AttackConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+
+
+def _first_error_line(exc: PydanticValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "config"
+    if err["type"] == "extra_forbidden":
+        return f"config key {where!r} does not exist"
+    return f"config value {where}: {err['msg']}"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value`` into a key path and a YAML-parsed value."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects key.path=value, got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of the raw config dict with every ``key.path=value`` applied."""
+    out: dict[str, Any] = yaml.safe_load(yaml.safe_dump(raw)) or {}
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a YAML config file into a plain dict (not yet validated)."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections")
+    return raw
+
+
+def validate_config(raw: dict[str, Any]) -> ExperimentConfig:
+    """Validate a raw dict into an :class:`ExperimentConfig`, one clear line on failure."""
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except PydanticValidationError as exc:
+        raise ConfigError(_first_error_line(exc)) from None
+
+
+def load_config(path: Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load a config file (or the defaults when ``path`` is None) and apply ``--set`` overrides."""
+    raw = read_config_file(path) if path is not None else {}
+    return validate_config(apply_overrides(raw, overrides or []))
+
+
+def dump_config(config: ExperimentConfig) -> str:
+    """The fully resolved config as YAML, as written to a run's ``config.yaml``."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,55 @@
+"""Data sets: readers for each on-disk format, one preparation path, and client partitions.
+
+Importing this package registers every reader in ``DATASETS`` (and its counter for
+``available_datasets``); ``load_dataset`` is the one entry point the rest of gradleak uses.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gradleak.config import DataConfig
+from gradleak.data import celeba, cifar, imagefolder, mnist, samples
+from gradleak.data.base import DATASETS, DatasetReader, ImageDataset, RawImages
+from gradleak.data.catalog import DatasetStatus, available_datasets
+from gradleak.data.transforms import prepare
+
+__all__ = [
+    "DATASETS",
+    "DatasetReader",
+    "DatasetStatus",
+    "ImageDataset",
+    "RawImages",
+    "available_datasets",
+    "load_dataset",
+]
+
+_READER_MODULES = (celeba, cifar, imagefolder, mnist, samples)
+"""Imported for their registrations."""
+
+
+def _selection(count: int, cfg: DataConfig, seed: int) -> torch.Tensor:
+    """Indices to keep: a seeded permutation when shuffling, then the first ``max_images``."""
+    if cfg.shuffle:
+        order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    else:
+        order = torch.arange(count)
+    return order[: cfg.max_images] if cfg.max_images is not None else order
+
+
+def load_dataset(cfg: DataConfig, seed: int) -> ImageDataset:
+    """Read ``cfg.name`` from ``cfg.root`` and prepare it as float (N, C, S, S) in [0, 1].
+
+    Selection (shuffle, ``max_images``) happens before resizing so that only kept images pay
+    for it. ``seed`` (the experiment's seed) drives the shuffle, so the same seed keeps the same
+    images; it is required so that no caller silently shuffles with a default seed.
+    """
+    reader = DATASETS.get(cfg.name)
+    raw = reader(cfg.resolved_root(), cfg.split, cfg.download)
+    keep = _selection(len(raw.labels), cfg, seed)
+    if isinstance(raw.images, torch.Tensor):
+        selected: torch.Tensor | list = raw.images[keep]
+    else:
+        selected = [raw.images[i] for i in keep.tolist()]
+    images = prepare(selected, cfg.image_size, cfg.channels)
+    return ImageDataset(cfg.name, images, raw.labels[keep], raw.num_classes, raw.class_names)

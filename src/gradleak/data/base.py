@@ -1,0 +1,66 @@
+"""The in-memory form every data set loader returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from gradleak.registry import Registry
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """Images as a float tensor (N, C, H, W) in [0, 1] with integer labels (N,).
+
+    Data sets here are small enough (the offline copies, or a slice of a full set) to keep in
+    memory as one tensor, which makes batching, partitioning and scoring simple and fast.
+    """
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    num_classes: int
+    class_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4:
+            raise ValueError(f"images must be (N, C, H, W), got {tuple(self.images.shape)}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError("labels must have one entry per image")
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[-1])
+
+    def subset(self, indices: torch.Tensor | list[int]) -> ImageDataset:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return ImageDataset(
+            self.name, self.images[idx], self.labels[idx], self.num_classes, self.class_names
+        )
+
+
+@dataclass(frozen=True)
+class RawImages:
+    """What a format reader hands back before resizing: uint8 (N, C, H, W) or a list of PIL-able
+    arrays (H, W, C) of varying size, plus labels and class names."""
+
+    images: torch.Tensor | list
+    labels: torch.Tensor
+    num_classes: int
+    class_names: list[str] = field(default_factory=list)
+
+
+DatasetReader = Callable[[Path, str, bool], RawImages]
+"""(root, split, download) -> RawImages. Raises DataError when files are missing or corrupt."""
+
+DATASETS: Registry[DatasetReader] = Registry("data set")

@@ -1,0 +1,1 @@
+"""Running experiments: scenarios, the runner, outputs, sweeps and reports."""

@@ -1,0 +1,108 @@
+"""The ``ray`` backend: one Ray task per run, on a local ``ray start --head`` or a real cluster.
+
+Ray is an optional extra (``gradleak[sweep]``) and is imported only here, when chosen.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from gradleak.errors import ConfigError
+from gradleak.experiments.backends import (
+    BACKENDS,
+    Backend,
+    BackendOptions,
+    RunOutcome,
+    RunTask,
+    execute,
+    limit_threads,
+    now_iso,
+    one_line,
+)
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the ray backend needs Ray: pip install 'gradleak[sweep]'") from None
+    return ray
+
+
+def _check_answers(address: str) -> None:
+    """Fail in seconds, not minutes, when a HOST:PORT address has nobody listening."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"ray address {address!r} must be 'auto' or HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"ray address {address} does not answer ({exc.strerror or exc})"
+        ) from None
+
+
+def _run_on_worker(task: RunTask, threads: int) -> RunOutcome:
+    limit_threads(threads)
+    return execute(task)
+
+
+class RayBackend(Backend):
+    """Runs each task as a Ray task needing ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs.
+
+    ``capacity`` defaults to as many runs as the cluster's CPUs hold at once, so that the store's
+    ``running`` status means running, not queued; ``--workers`` caps it lower.
+    """
+
+    def __init__(self, options: BackendOptions) -> None:
+        self._ray = ray = _import_ray()
+        if options.address != "auto":
+            _check_answers(options.address)
+        try:
+            ray.init(address=options.address, log_to_driver=False, logging_level="ERROR")
+        except (ConnectionError, TimeoutError) as exc:
+            raise ConfigError(
+                f"cannot connect to Ray at {options.address}: {one_line(exc)}"
+            ) from None
+        cluster_cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        fits = max(1, int(cluster_cpus // max(options.cpus_per_run, 1e-9)))
+        self.capacity = min(options.workers, fits) if options.workers else fits
+        self._remote = ray.remote(_run_on_worker).options(
+            num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run, max_retries=0
+        )
+        self._threads = max(1, int(options.cpus_per_run))
+        self._refs: dict[Any, RunTask] = {}
+
+    def submit(self, task: RunTask) -> None:
+        self._refs[self._remote.remote(task, self._threads)] = task
+
+    def wait(self) -> list[RunOutcome]:
+        ready, _ = self._ray.wait(list(self._refs), num_returns=1)
+        return [self._outcome(ref, self._refs.pop(ref)) for ref in ready]
+
+    def _outcome(self, ref: Any, task: RunTask) -> RunOutcome:
+        try:
+            outcome: RunOutcome = self._ray.get(ref)
+        except Exception as exc:  # a worker crash or lost node: the run failed, the sweep goes on
+            stamp = now_iso()
+            return RunOutcome(
+                task.id,
+                "failed",
+                stamp,
+                stamp,
+                0.0,
+                error=one_line(exc),
+                artifacts_path=str(task.output_dir),
+            )
+        return outcome
+
+    def close(self) -> None:
+        for ref in self._refs:
+            self._ray.cancel(ref, force=True)
+        self._ray.shutdown()
+
+
+BACKENDS.register("ray")(RayBackend)

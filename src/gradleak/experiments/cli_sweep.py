@@ -1,0 +1,102 @@
+"""The ``sweep``, ``results`` and ``report`` commands, registered on the main typer app.
+
+Heavy imports (torch, matplotlib, ray) happen inside the commands, so that ``gradleak --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gradleak.cli_app import app, console
+
+StoreOption = Annotated[Path, typer.Option("--store", help="Results store (SQLite file).")]
+SweepNameOption = Annotated[
+    str | None, typer.Option("--sweep", help="Only this sweep of the store (default: all).")
+]
+
+
+@app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="Sweep file (YAML: base, grid, zip, set).")],
+    store: StoreOption = Path("results.db"),
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Runs at once (default: CPUs).")
+    ] = None,
+    backend: Annotated[str, typer.Option("--backend", help="local or ray.")] = "local",
+    address: Annotated[
+        str, typer.Option("--address", help="Ray cluster: auto or HOST:PORT.")
+    ] = "auto",
+    cpus_per_run: Annotated[float, typer.Option("--cpus-per-run", min=0.0)] = 1.0,
+    gpus_per_run: Annotated[float, typer.Option("--gpus-per-run", min=0.0)] = 0.0,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Run folders (default: runs/ by the store)."),
+    ] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Also redo runs that failed before.")
+    ] = False,
+) -> None:
+    """Run every cell of a sweep into a results store; rerun the same command to resume."""
+    from gradleak.experiments.backends import BackendOptions
+    from gradleak.experiments.sweep import load_sweep, run_sweep
+
+    plan = load_sweep(sweep_file)
+    options = BackendOptions(workers, address, cpus_per_run, gpus_per_run)
+    console.print(f"sweep [bold]{plan.name}[/]: {len(plan.runs)} runs, backend {backend}")
+    try:
+        summary = run_sweep(
+            plan,
+            store,
+            backend,
+            options,
+            output,
+            retry_failed=retry_failed,
+            progress=sys.stderr.isatty(),
+        )
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted; finished runs are stored, rerun to resume")
+        raise typer.Exit(130) from None
+    console.print(
+        f"{summary.done} done, {summary.failed} failed, {summary.skipped} already in {store} "
+        f"({summary.wall_seconds:.1f} s)"
+    )
+    if summary.failed:
+        console.print(f"see errors: gradleak results {store} --where status=failed")
+
+
+@app.command()
+def results(
+    store: Annotated[Path, typer.Argument(help="Results store (SQLite file).")],
+    format_: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    where: Annotated[
+        list[str] | None,
+        typer.Option("--where", help="Keep runs with key.path=value (repeatable; also status=)."),
+    ] = None,
+    sweep_name: SweepNameOption = None,
+) -> None:
+    """Print the runs of a results store, filtered on config keys."""
+    from gradleak.experiments.report import FORMATS, load_runs, select
+    from gradleak.experiments.store import ResultStore
+
+    formatter = FORMATS.get(format_)
+    with ResultStore.open_existing(store) as opened:
+        runs = select(load_runs(opened, sweep_name), where or [])
+    sys.stdout.write(formatter(runs))
+
+
+@app.command()
+def report(
+    store: Annotated[Path, typer.Argument(help="Results store (SQLite file).")],
+    html: Annotated[Path, typer.Option("--html", help="Page to write.")] = Path("report.html"),
+    sweep_name: SweepNameOption = None,
+) -> None:
+    """Write one self-contained HTML page: sortable table, plots and every reconstruction."""
+    from gradleak.experiments.report_html import write_report
+
+    count = write_report(store, html, sweep_name)
+    console.print(f"{count} runs -> {html}")

@@ -1,0 +1,171 @@
+"""``gradleak report``: one self-contained HTML page for a results store.
+
+Self-contained means one file that opens offline, gets mailed around and archived with a paper:
+pictures are base64 data URIs, plots are inline SVG, the sorting script is inline, and nothing
+is fetched from anywhere. The page marks ``<body data-ready="yes">`` once its script has run
+(and lists any script error in ``data-errors``) so that a headless browser can check it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from gradleak.experiments.report import (
+    flatten,
+    format_cell,
+    load_runs,
+    results_table,
+    varying_keys,
+)
+from gradleak.experiments.store import ResultStore, StoredRun
+
+PLOTTED_METRICS = (("psnr_mean", "PSNR (dB)"), ("ssim_mean", "SSIM"))
+NOT_AN_AXIS = frozenset({"attack.name", "seed"})
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px}
+th{background:#eee;cursor:pointer;user-select:none}th.asc::after{content:" ▲"}
+th.desc::after{content:" ▼"}tr.failed{background:#fdd}
+.cards{display:flex;flex-wrap:wrap;gap:12px}.card{border:1px solid #ccc;padding:6px;font-size:12px}
+.card img{display:block;max-width:360px;image-rendering:pixelated}.plots svg{max-width:100%}
+"""
+
+SCRIPT = """
+window.addEventListener("error", e => {
+  document.body.dataset.errors = (document.body.dataset.errors || "") + e.message + ";";
+});
+function sortBy(th) {
+  const table = th.closest("table"), body = table.tBodies[0], col = th.cellIndex;
+  const asc = !th.classList.contains("asc");
+  table.querySelectorAll("th").forEach(h => h.classList.remove("asc", "desc"));
+  th.classList.add(asc ? "asc" : "desc");
+  const key = tr => tr.cells[col].dataset.v ?? tr.cells[col].textContent;
+  const cmp = (a, b) => {
+    const x = key(a), y = key(b), nx = parseFloat(x), ny = parseFloat(y);
+    const r = isNaN(nx) || isNaN(ny) ? x.localeCompare(y) : nx - ny;
+    return asc ? r : -r;
+  };
+  [...body.rows].sort(cmp).forEach(tr => body.appendChild(tr));
+}
+document.querySelectorAll("table.sortable th").forEach(th => th.addEventListener("click", () => sortBy(th)));
+document.body.dataset.ready = "yes";
+"""
+
+
+def _cell(value: Any) -> str:
+    return html.escape(format_cell(value))
+
+
+def _table(runs: list[StoredRun]) -> str:
+    table = results_table(runs)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+    body = "".join(
+        f'<tr class="{html.escape(str(row[1]))}">'
+        + "".join(f'<td data-v="{_cell(v)}">{_cell(v)}</td>' for v in row)
+        + "</tr>"
+        for row in table.rows
+    )
+    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _image(run: StoredRun) -> str:
+    path = Path(run.artifacts_path or "") / "reconstruction.png"
+    if not run.artifacts_path or not path.is_file():
+        return "<p>(no picture)</p>"
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="reconstruction {run.id}" src="data:image/png;base64,{data}">'
+
+
+def _cards(runs: list[StoredRun], keys: list[str]) -> str:
+    cards = []
+    for run in runs:
+        flat, metrics = flatten(run.config), run.metrics or {}
+        label = ", ".join(f"{k}={_cell(flat.get(k))}" for k in keys) or run.id
+        detail = (
+            f"PSNR {_cell(metrics.get('psnr_mean'))} dB, SSIM {_cell(metrics.get('ssim_mean'))}"
+            if run.status == "done"
+            else f"{run.status}: {html.escape(run.error or '')}"
+        )
+        cards.append(f'<div class="card"><b>{run.id}</b><br>{label}<br>{detail}{_image(run)}</div>')
+    return f'<div class="cards">{"".join(cards)}</div>'
+
+
+def _axis(values: list[Any]) -> tuple[list[Any], bool]:
+    """The distinct x values in plotting order, and whether the axis is numeric."""
+    distinct = list(dict.fromkeys(values))
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in distinct)
+    return (sorted(distinct) if numeric else sorted(distinct, key=str)), numeric
+
+
+def _plot(runs: list[StoredRun], key: str) -> str:
+    """Mean PSNR and SSIM against one varying key, one line per attack, as inline SVG."""
+    done = [(flatten(r.config), r.metrics or {}) for r in runs if r.status == "done"]
+    xs, numeric = _axis([flat.get(key) for flat, _ in done])
+    fig, axes = plt.subplots(1, len(PLOTTED_METRICS), figsize=(9, 3.2))
+    for ax, (metric, label) in zip(axes, PLOTTED_METRICS, strict=True):
+        series: dict[str, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for flat, metrics in done:
+            if isinstance(metrics.get(metric), int | float):
+                series[str(flat.get("attack.name"))][flat.get(key)].append(metrics[metric])
+        for attack, points in sorted(series.items()):
+            at = [x for x in xs if x in points]
+            pos = at if numeric else [xs.index(x) for x in at]
+            ax.plot(pos, [sum(points[x]) / len(points[x]) for x in at], marker="o", label=attack)
+        if not numeric:
+            ax.set_xticks(range(len(xs)), [str(x) for x in xs], rotation=20)
+        ax.set_xlabel(key)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(title="attack", fontsize=8)
+    fig.tight_layout()
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    svg = buffer.getvalue()
+    return svg[svg.index("<svg") :]
+
+
+def render_report(runs: list[StoredRun], title: str) -> str:
+    """The whole page for ``runs`` as one HTML string."""
+    keys = varying_keys(runs)
+    axes = [k for k in keys if k not in NOT_AN_AXIS]
+    done = sum(r.status == "done" for r in runs)
+    plots = (
+        "".join(f"<h3>against {html.escape(k)}</h3>{_plot(runs, k)}" for k in axes)
+        if done
+        else "<p>No finished runs to plot.</p>"
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{STYLE}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p>{len(runs)} runs: {done} done, {sum(r.status == "failed" for r in runs)} failed,
+{sum(r.status in ("pending", "running") for r in runs)} not finished. Click a column to sort.</p>
+<h2>Runs</h2>{_table(runs)}
+<h2>Leakage against each swept setting</h2><div class="plots">{plots}</div>
+<h2>Reconstructions (ground truth above, reconstruction below)</h2>{_cards(runs, keys)}
+<script>{SCRIPT}</script>
+</body></html>
+"""
+
+
+def write_report(store_path: Path, html_path: Path, sweep: str | None = None) -> int:
+    """Write the report of a store (one sweep of it, when named); returns the number of runs."""
+    with ResultStore.open_existing(store_path) as store:
+        runs = load_runs(store, sweep)
+        names = store.sweeps()
+    title = f"gradleak report: {sweep or ', '.join(names) or Path(store_path).name}"
+    Path(html_path).write_text(render_report(runs, title), encoding="utf-8")
+    return len(runs)

@@ -1,0 +1,137 @@
+"""Run one experiment: scenario -> attack -> scoring -> outputs.
+
+Outputs of a run folder (the user-facing contract): ``config.yaml`` (fully resolved),
+``metrics.json``, ``reconstruction.png`` and ``tensors.pt`` (reconstruction, ground truth,
+labels). Outputs are written even when the attack diverged or was interrupted, so nothing
+computed is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import gradleak.attacks  # noqa: F401 - registers the built-in attacks
+from gradleak.attacks.base import ATTACKS, ProgressCallback, Reconstruction
+from gradleak.config import ExperimentConfig, dump_config
+from gradleak.errors import ConfigError
+from gradleak.experiments.pictures import save_reconstruction_grid
+from gradleak.experiments.scenario import THREATS, Scenario
+from gradleak.metrics.lpips import LPIPS
+from gradleak.metrics.scoring import ScoreReport, score_reconstruction
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device {name!r} is not a torch device (use cpu, cuda or auto)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    return device
+
+
+def build_metrics(
+    config: ExperimentConfig,
+    scenario: Scenario,
+    recon: Reconstruction,
+    report: ScoreReport,
+    wall_seconds: float,
+) -> dict[str, Any]:
+    labels_given = config.attack.labels == "given"
+    metrics: dict[str, Any] = {
+        "attack": config.attack.name,
+        "threat": config.threat.attacker,
+        **report.to_dict(),
+        "iterations": recon.iterations,
+        "wall_seconds": round(wall_seconds, 3),
+        "seed": config.seed,
+        "best_loss": recon.best_loss,
+        "diverged": recon.diverged,
+        "interrupted": recon.interrupted,
+        "scenario": scenario.summary,
+        "trace": recon.trace,
+    }
+    if labels_given:
+        metrics["label_accuracy"] = None
+    return metrics
+
+
+def write_outputs(
+    output_dir: Path,
+    config: ExperimentConfig,
+    scenario: Scenario,
+    recon: Reconstruction,
+    report: ScoreReport,
+    metrics: dict[str, Any],
+) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.yaml").write_text(dump_config(config))
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    truth = scenario.truth.images.cpu()
+    pairs = report.per_image
+    title = f"{config.attack.name} vs {config.threat.attacker}: {report.psnr_mean:.2f} dB mean PSNR"
+    save_reconstruction_grid(
+        truth[[p["index"] for p in pairs]],
+        recon.images.detach().cpu()[[p["matched_to"] for p in pairs]],
+        [p["psnr"] for p in pairs],
+        output_dir / "reconstruction.png",
+        title,
+    )
+    torch.save(
+        {
+            "reconstruction": recon.images.cpu(),
+            "reconstruction_labels": None if recon.labels is None else recon.labels.cpu(),
+            "truth": truth,
+            "truth_labels": scenario.truth.labels.cpu(),
+        },
+        output_dir / "tensors.pt",
+    )
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    output_dir: Path,
+    progress: bool = False,
+    callback: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Run ``config`` end to end, write its outputs to ``output_dir``, return its metrics."""
+    start = time.perf_counter()
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    attack = ATTACKS.get(config.attack.name)(config.attack)
+    scenario = THREATS.get(config.threat.attacker)(config, device)
+    attack.check(scenario.target.capabilities)
+    if progress and callback is None:
+        from gradleak.experiments.progress import attack_progress
+
+        with attack_progress(config.attack.iterations * config.attack.restarts) as bar:
+            recon = attack.reconstruct(scenario.target, bar)
+    else:
+        recon = attack.reconstruct(scenario.target, callback)
+    lpips = LPIPS.load(config.metrics.lpips_backbone, config.metrics.lpips_weights) if config.metrics.lpips else None
+    truth = scenario.truth
+    report = score_reconstruction(
+        recon.images.detach().cpu(),
+        truth.images.cpu(),
+        None if recon.labels is None else recon.labels.cpu(),
+        truth.labels.cpu(),
+        lpips,
+    )
+    metrics = build_metrics(config, scenario, recon, report, time.perf_counter() - start)
+    write_outputs(output_dir, config, scenario, recon, report, metrics)
+    return metrics

@@ -1,0 +1,1 @@
+"""Federated learning: local training, aggregation, client defences and what each party sees."""

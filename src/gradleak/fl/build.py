@@ -1,0 +1,73 @@
+"""A :class:`~gradleak.fl.simulation.Federation` from an experiment config.
+
+Everything a config can get wrong about the federation (more sampled clients than clients, a
+rule that cannot run on that many updates, a client without data, DP-SGD with BatchNorm) is
+checked here, before any training, and raised as one clear line.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from gradleak.config import ExperimentConfig
+from gradleak.data.base import ImageDataset
+from gradleak.data.partition import partition
+from gradleak.fl.adversaries import byzantine_clients
+from gradleak.fl.aggregators import build_aggregator
+from gradleak.fl.defenses import build_client_defenses
+from gradleak.fl.dp_training import DpSgdTrainer
+from gradleak.fl.executors import EXECUTORS, ExecutorSettings, plain_training
+from gradleak.fl.protocol import protocol_info
+from gradleak.fl.recording import RecordSpec, ViewContext
+from gradleak.fl.simulation import Federation, FederationRules, check_sampling
+from gradleak.fl.views import Capabilities
+
+
+def client_parts(config: ExperimentConfig, data: ImageDataset) -> list[Tensor]:
+    """Each client's sample indices; every client must hold at least one round's batch."""
+    fed = config.federation
+    return partition(
+        data.labels, fed.num_clients, config.data.partition, config.seed, min_size=fed.batch_size
+    )
+
+
+def federation_rules(config: ExperimentConfig, model: nn.Module, device: torch.device) -> FederationRules:
+    fed, defense = config.federation, config.defense
+    protocol = protocol_info(config)
+    check_sampling(protocol)
+    trainer = (
+        plain_training if defense.dp_sgd is None else DpSgdTrainer.for_model(defense.dp_sgd, model)
+    )
+    return FederationRules(
+        protocol=protocol,
+        aggregator=build_aggregator(defense.aggregator, protocol.clients_per_round),
+        executor=EXECUTORS.get(fed.executor)(ExecutorSettings(device, fed.vmap_chunk, trainer)),
+        defenses=build_client_defenses(defense.client),
+        byzantine=byzantine_clients(fed.byzantine, fed.num_clients),
+        secure_aggregation=defense.secure_aggregation,
+        weighted=fed.weighted,
+        average_buffers=fed.bn_buffers == "average",
+        seed=config.seed,
+        round_offset=fed.pretrain_rounds,
+    )
+
+
+def build_federation(
+    config: ExperimentConfig,
+    data: ImageDataset,
+    model: nn.Module,
+    capabilities: Capabilities | None = None,
+    record: RecordSpec = RecordSpec(),
+) -> Federation:
+    """The configured federation over ``data``, starting from ``model`` (already on its device),
+    with its ``pretrain_rounds`` already run so that the next round is round 0."""
+    device = next(model.parameters()).device
+    rules = federation_rules(config, model, device)
+    caps = capabilities or Capabilities(sees_individual_updates=not rules.secure_aggregation)
+    context = ViewContext(
+        model, rules.protocol, caps, (data.channels, data.image_size, data.image_size), data.num_classes
+    )
+    federation = Federation(model, data, client_parts(config, data), rules, context, record)
+    federation.run_until(0)
+    return federation

@@ -1,0 +1,1 @@
+"""Diffusion priors: refine a raw reconstruction with a DDPM (the ``prior`` extra)."""
