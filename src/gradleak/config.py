@@ -156,6 +156,11 @@ class ThreatConfig(Section):
     round: NonNegativeInt = 0
     knows_labels: bool = False
     knows_buffers: bool = False
+    num_malicious: PositiveInt = 1
+    """``malicious_peer``: colluding malicious clients, ``attacker_client`` and the next ids."""
+    strategy: str = "auto"
+    """``malicious_peer``: a ``gradleak.malicious.strategies`` name; auto picks one for the rule."""
+    strategy_options: dict[str, Any] = Field(default_factory=dict)
 
 
 class AttackConfig(Section):

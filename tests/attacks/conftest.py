@@ -43,7 +43,12 @@ def make_model() -> Callable[..., nn.Module]:
     return build
 
 
-def random_image_psnr(truth: torch.Tensor) -> float:
-    """PSNR of uniform noise against ``truth``: the floor an attack must clear."""
-    noise = torch.rand(truth.shape, generator=torch.Generator().manual_seed(0))
-    return float(psnr(noise, truth).mean())
+@pytest.fixture
+def noise_psnr() -> Callable[[torch.Tensor], float]:
+    """PSNR of uniform noise against a truth: the floor an attack must clear."""
+
+    def floor(truth: torch.Tensor) -> float:
+        noise = torch.rand(truth.shape, generator=torch.Generator().manual_seed(0))
+        return float(psnr(noise, truth).mean())
+
+    return floor

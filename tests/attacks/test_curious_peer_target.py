@@ -61,7 +61,10 @@ def true_peer_mean(view: ServerView, attacker: int, weighted: bool) -> dict[str,
     peers = [u for u in view.uploads if u.client_id != attacker]
     weights = torch.tensor([float(u.num_samples) if weighted else 1.0 for u in peers])
     weights = weights / weights.sum()
-    return {k: sum(w * u.update[k] for w, u in zip(weights, peers, strict=True)) for k in peers[0].update}  # type: ignore[misc]
+    return {
+        k: sum(w * u.update[k] for w, u in zip(weights, peers, strict=True))
+        for k in peers[0].update
+    }  # type: ignore[misc]
 
 
 def assert_close(derived: dict[str, torch.Tensor], truth: dict[str, torch.Tensor]) -> None:
@@ -83,7 +86,9 @@ def test_peers_update_equals_the_mean_of_peers_uploads(data_root: object, weight
 
 
 def test_partial_participation_and_rounds_the_attacker_sat_out(data_root: object) -> None:
-    config = peer_config(federation__num_clients=4, federation__clients_per_round=2, data__max_images=8)
+    config = peer_config(
+        federation__num_clients=4, federation__clients_per_round=2, data__max_images=8
+    )
     federation = simulate(config, 6)
     records = federation.peer_view(0).rounds
     assert {r.own_update is None for r in records} == {True, False}, "seed must give both cases"
@@ -124,9 +129,7 @@ def test_scenario_scores_only_the_peers_images(data_root: object) -> None:
 
 def test_secure_aggregation_leaves_the_peer_attack_intact(data_root: object) -> None:
     plain = curious_peer(peer_config(), torch.device("cpu")).target
-    secure = curious_peer(
-        peer_config(defense__secure_aggregation=True), torch.device("cpu")
-    ).target
+    secure = curious_peer(peer_config(defense__secure_aggregation=True), torch.device("cpu")).target
     assert not secure.capabilities.sees_individual_updates
     assert_close(secure.observed_update, plain.observed_update)
 

@@ -36,7 +36,8 @@ def test_nan_loss_stops_and_keeps_the_best_iterate() -> None:
 
 
 @pytest.mark.parametrize(
-    ("optimizer", "lookahead"), [("adam", "none"), ("adamw", "l1"), ("adamw", "l2"), ("lbfgs", "none")]
+    ("optimizer", "lookahead"),
+    [("adam", "none"), ("adamw", "l1"), ("adamw", "l2"), ("lbfgs", "none")],
 )
 def test_every_stepper_minimises_a_quadratic(optimizer: str, lookahead: str) -> None:
     param = pixels()

@@ -42,6 +42,10 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ray_bin = Path(sys.executable).with_name("ray")
     port = free_port()
     temp = tmp_path_factory.mktemp("ray")
+    # A throw-away cluster on this machine: no token auth, so a token file left in ~/.ray by
+    # some other cluster cannot make the driver and the head disagree.
+    previous_auth = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     head = subprocess.Popen(
         [
             str(ray_bin),
@@ -53,6 +57,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "--num-gpus=0",
             "--include-dashboard=false",
             "--disable-usage-stats",
+            "--node-ip-address=127.0.0.1",
             f"--temp-dir={temp}",
         ],
         start_new_session=True,
@@ -75,6 +80,10 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     except subprocess.TimeoutExpired:
         os.killpg(head.pid, signal.SIGKILL)
     shutil.rmtree(temp, ignore_errors=True)
+    if previous_auth is None:
+        os.environ.pop("RAY_AUTH_MODE", None)
+    else:
+        os.environ["RAY_AUTH_MODE"] = previous_auth
 
 
 def test_ray_and_local_give_the_same_metrics(ray_head: str, tmp_path: Path) -> None:

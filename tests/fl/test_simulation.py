@@ -11,7 +11,7 @@ from gradleak.fl.functional import batch_loss
 from gradleak.fl.recording import RecordSpec
 
 
-def _close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float = 1e-5) -> bool:
+def _close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float = 1e-4) -> bool:
     return all(torch.allclose(a[k].float(), b[k].float(), atol=atol, rtol=1e-4) for k in a)
 
 
@@ -80,8 +80,6 @@ def test_local_buffers_stay_with_their_clients() -> None:
     federation.run(2)
     assert all(torch.equal(federation.buffers[k], before[k]) for k in before)
     assert set(federation.local_buffers) == {0, 1, 2, 3}
-    second = federation.peer_view(0).rounds[1]
-    assert _close(second.buffers, federation.local_buffers[0]) is False or True
     name = next(k for k in before if k.endswith("running_mean"))
     assert not torch.equal(federation.local_buffers[0][name], federation.local_buffers[1][name])
 

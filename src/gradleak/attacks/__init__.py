@@ -1,6 +1,6 @@
 """Reconstruction attacks. Importing this package registers every built-in attack."""
 
-from gradleak.attacks import dlg, fedleak, inverting_gradients
+from gradleak.attacks import curious_client, dlg, fedleak, inverting_gradients
 from gradleak.attacks.base import ATTACKS, Attack, Reconstruction
 from gradleak.attacks.target import AttackTarget, UpdateModel
 
@@ -10,6 +10,7 @@ __all__ = [
     "AttackTarget",
     "Reconstruction",
     "UpdateModel",
+    "curious_client",
     "dlg",
     "fedleak",
     "inverting_gradients",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 from torch import Tensor
@@ -22,7 +22,7 @@ from torch import Tensor
 from gradleak.attacks.base import ATTACKS, Attack, AttackOptions, ProgressCallback, Reconstruction
 from gradleak.attacks.labels import resolve_labels
 from gradleak.attacks.matching import MatchingLoss, reconstruction, trial_generator
-from gradleak.attacks.objectives import OBJECTIVES
+from gradleak.attacks.objectives import OBJECTIVES, Objective
 from gradleak.attacks.optim import LoopSettings, optimize_restarts
 from gradleak.attacks.parametrizations import (
     PARAMETRIZATIONS,
@@ -33,6 +33,7 @@ from gradleak.attacks.peer_target import assume_local_lr, rounds_of
 from gradleak.attacks.regularizers import total_variation
 from gradleak.attacks.target import AttackTarget
 from gradleak.config import AttackConfig
+from gradleak.fl.functional import Params
 
 
 class PriorOptions(BaseModel):
@@ -57,29 +58,53 @@ class CuriousClientOptions(AttackOptions):
     optimizer: str = "adam"
     schedule: str = "cosine"
     signed: bool = False
+    normalise: Literal["none", "total", "per_tensor"] = "total"
+    """How the observed update is scaled before the distance (see ``tensor_scales``)."""
     lr_guess: PositiveFloat | None = None
     """The peers' local learning rate as the attacker guesses it; the protocol's when unset."""
     prior: PriorOptions | None = None
 
 
-class RoundsLoss:
-    """Σ_r d(Δ_r(x), Δ_r) / ‖Δ_r‖² over the observed rounds (plain d for scale-free objectives)
-    plus total variation: one dummy batch explains every round."""
+def scaled(distance: Objective, scales: dict[str, float]) -> Objective:
+    """``distance`` on updates whose tensors are each divided by ``scales``."""
 
-    def __init__(self, target: AttackTarget, objective: str, tv_weight: float) -> None:
+    def measure(dummy: Params, target: Params) -> Tensor:
+        return distance(
+            {k: dummy[k] / scales[k] for k in target}, {k: v / scales[k] for k, v in target.items()}
+        )
+
+    return measure
+
+
+def tensor_scales(update: Params, normalise: str) -> dict[str, float]:
+    """What each tensor of the observed update is divided by before an L2 comparison:
+    its whole norm ("total": rounds weigh equally), each tensor's own ("per_tensor": early
+    layers, whose gradients are orders of magnitude smaller, weigh as much as the last)."""
+    norms = {k: max(float(v.norm()), 1e-30) for k, v in update.items()}
+    if normalise == "per_tensor":
+        return norms
+    total = max(sum(n**2 for n in norms.values()) ** 0.5, 1e-30)
+    return dict.fromkeys(norms, total if normalise == "total" else 1.0)
+
+
+class RoundsLoss:
+    """Σ_r d(Δ_r(x), Δ_r) over the observed rounds, each normalised (see
+    :func:`tensor_scales`), plus total variation: one dummy batch explains every round."""
+
+    def __init__(
+        self, target: AttackTarget, objective: str, normalise: str, tv_weight: float
+    ) -> None:
         distance = OBJECTIVES.get(objective)
-        normalise = objective in ("l2", "l1")
-        self.terms: list[tuple[MatchingLoss, float]] = []
-        for round_target in rounds_of(target):
-            size = sum(float(v.pow(2).sum()) for v in round_target.observed_update.values())
-            weight = 1.0 / max(size, 1e-30) if normalise and objective == "l2" else 1.0
-            self.terms.append((MatchingLoss(round_target, distance), weight))
+        self.terms = [
+            MatchingLoss(t, scaled(distance, tensor_scales(t.observed_update, normalise)))
+            for t in rounds_of(target)
+        ]
         self.tv_weight = tv_weight
 
     def __call__(self, images: Tensor, labels: Tensor) -> Tensor:
         loss = self.tv_weight * total_variation(images)
-        for term, weight in self.terms:
-            loss = loss + weight * term(images, labels)
+        for term in self.terms:
+            loss = loss + term(images, labels)
         return loss
 
 
@@ -107,7 +132,7 @@ class CuriousClient(Attack):
         if opts.lr_guess is not None:
             target = assume_local_lr(target, opts.lr_guess)
         labels = resolve_labels(self.config.labels, target)
-        loss = RoundsLoss(target, opts.objective, self.setting("tv_weight"))
+        loss = RoundsLoss(target, opts.objective, opts.normalise, self.setting("tv_weight"))
         make_param = PARAMETRIZATIONS.get(opts.parametrization)
         shape = (target.num_images, *target.image_shape)
         generator = trial_generator()

@@ -16,6 +16,7 @@ the server, not global models from clients, so none of this changes under it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from gradleak.attacks.target import AttackTarget, UpdateModel
 from gradleak.errors import ConfigError
@@ -150,7 +151,10 @@ def peer_target(view: PeerView, rounds: list[int] | None = None) -> AttackTarget
     )
 
 
-def _with_lr(target: AttackTarget, lr: float) -> AttackTarget:
+TargetT = TypeVar("TargetT", bound=AttackTarget)
+
+
+def _with_lr(target: TargetT, lr: float) -> TargetT:
     schedule = target.update_model.schedule
     factor = schedule.lr / lr
     return replace(

@@ -24,6 +24,8 @@ from gradleak.experiments.backends import (
 CONNECT_TIMEOUT_S = 5.0
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
+
 def _import_ray() -> Any:
     try:
         import ray
@@ -61,8 +63,12 @@ class RayBackend(Backend):
         self._ray = ray = _import_ray()
         if options.address != "auto":
             _check_answers(options.address)
+        host = options.address.removeprefix("ray://").rpartition(":")[0]
+        # A cluster on this machine's loopback is joined on loopback too, so that the driver
+        # never advertises (or dials) another interface of the machine.
+        local = {"_node_ip_address": host} if host in LOOPBACK_HOSTS else {}
         try:
-            ray.init(address=options.address, log_to_driver=False, logging_level="ERROR")
+            ray.init(address=options.address, log_to_driver=False, logging_level="ERROR", **local)
         except (ConnectionError, TimeoutError) as exc:
             raise ConfigError(
                 f"cannot connect to Ray at {options.address}: {one_line(exc)}"

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 from torch import Tensor
 
 
-def _to_hwc(image: Tensor) -> "np.ndarray":
+def _to_hwc(image: Tensor) -> np.ndarray:
     array = image.detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy()
     return array[..., 0] if array.shape[-1] == 1 else array
 

@@ -17,7 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
-import gradleak.attacks  # noqa: F401 - registers the built-in attacks
+# Imported for their registrations: the attacks, the threats, the malicious client.
+import gradleak.attacks
+import gradleak.experiments
+import gradleak.malicious
 from gradleak.attacks.base import ATTACKS, ProgressCallback, Reconstruction
 from gradleak.config import ExperimentConfig, dump_config
 from gradleak.errors import ConfigError

@@ -143,16 +143,7 @@ class Federation:
             k: rules.defenses(self.layout.flatten(update), self._generator("defense", t, k))
             for k, (update, _) in zip(sampled, trained, strict=True)
         }
-        honest = [k for k in sampled if k not in rules.byzantine]
-        honest_stack = torch.stack([flat[k] for k in honest]) if honest else None
-        for k in sampled:
-            if k in rules.byzantine:
-                context = ByzantineContext(
-                    t, k, self.parameters, start_buffers[k], flat[k],
-                    flat[k].new_zeros((0, flat[k].numel())) if honest_stack is None else honest_stack,
-                    self._generator("byzantine", t, k),
-                )
-                flat[k] = rules.byzantine[k].upload(context).to(flat[k].dtype)
+        self._replace_byzantine_uploads(t, flat, start_buffers)
         counts = torch.tensor([float(len(self.parts[k])) for k in sampled], device=self.device)
         stacked = torch.stack([flat[k] for k in sampled])
         aggregate = self._aggregate(stacked, counts, t)
@@ -181,6 +172,21 @@ class Federation:
         self.parameters, self.buffers = next_params, next_buffers
         self.round += 1
         return outcome
+
+    def _replace_byzantine_uploads(
+        self, round_: int, flat: dict[int, Tensor], start_buffers: dict[int, Params]
+    ) -> None:
+        """Byzantine clients swap their honest upload for their own, knowing the honest ones."""
+        byzantine = self.rules.byzantine
+        any_upload = next(iter(flat.values()))
+        honest = [flat[k] for k in flat if k not in byzantine]
+        honest_stack = torch.stack(honest) if honest else any_upload.new_zeros((0, any_upload.numel()))
+        for k in [k for k in flat if k in byzantine]:
+            context = ByzantineContext(
+                round_, k, self.parameters, start_buffers[k], flat[k], honest_stack,
+                self._generator("byzantine", round_, k),
+            )
+            flat[k] = byzantine[k].upload(context).to(any_upload.dtype)
 
     def _aggregate(self, stacked: Tensor, counts: Tensor, round_: int) -> Tensor:
         weights = counts if self.rules.weighted else torch.ones_like(counts)

@@ -72,6 +72,8 @@ class DiffusionPrior:
         """Load a DDPM pipeline from a local folder or a hub id; ConfigError when absent."""
         diffusers = import_diffusers()
         resolved = check_source(source)
+        diffusers.utils.logging.set_verbosity_error()
+        diffusers.utils.logging.disable_progress_bar()
         try:
             pipeline = diffusers.DDPMPipeline.from_pretrained(resolved)
         except (OSError, ValueError) as exc:

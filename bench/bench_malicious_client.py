@@ -1,0 +1,145 @@
+"""The maliciously curious client's table: honest curious vs malicious, per rule, with/without DP.
+
+For each data set, aggregation rule and client-DP setting, runs (a) the honest curious client
+(``threat.attacker=peer``, attack ``curious_client``) and (b) the maliciously curious client
+(``malicious_peer``, ``malicious_client``) on configs/malicious_client.yaml (8 clients × 4
+images, 32×32), and prints matched PSNR/SSIM on the scored (victims') images with the relative
+change against (a) under the mean without DP, the victim's share of the aggregate, whether the
+malicious upload was selected / inside the window, the accuracy drop, seeds and wall times.
+
+    .venv/bin/python bench/bench_malicious_client.py --iterations 100 --datasets cifar10 celeba
+    # only some cells, appended to a JSONL file; then the merged markdown table:
+    .venv/bin/python bench/bench_malicious_client.py --rules median --dps client \
+        --attackers malicious --jsonl bench/results/malicious_client.jsonl
+    .venv/bin/python bench/bench_malicious_client.py --table bench/results/malicious_client.jsonl
+
+Attacker ``malicious-joint`` is the malicious client with ``threat.strategy=joint``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import gradleak.attacks.curious_client
+import gradleak.experiments.peer_threat
+import gradleak.malicious  # noqa: F401 - registers malicious_peer and malicious_client
+from gradleak.config import load_config
+from gradleak.experiments.runner import run_experiment
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "malicious_client.yaml"
+RULES = ["mean", "krum", "multikrum", "median", "trimmed_mean", "bulyan"]
+DP = {"none": "defense.client=[]",
+      "client": "defense.client=[{name: clip_noise, clip_norm: 4.0, noise_multiplier: 0.0005}]"}
+ATTACKERS = {"honest": ["threat.attacker=peer", "attack.name=curious_client"],
+             "malicious": ["threat.attacker=malicious_peer", "attack.name=malicious_client"],
+             "malicious-joint": ["threat.attacker=malicious_peer", "attack.name=malicious_client",
+                                 "threat.strategy=joint"]}
+BASE = ("mean", "none", "honest")
+HEADER = (f"{'data':8} {'rule':12} {'dp':6} {'attacker':15} {'PSNR':>6} {'SSIM':>6} {'dPSNR%':>7} "
+          f"{'dSSIM%':>7} {'n':>3} {'victim':>6} {'malsel':>6} {'accdrop':>7} {'wall s':>6}")
+
+
+def run_cell(dataset: str, rule: str, dp: str, attacker: str, iterations: int, seed: int) -> dict[str, Any]:
+    overrides = [f"data.name={dataset}", f"defense.aggregator.name={rule}", DP[dp],
+                 "defense.aggregator.beta=0.25", f"attack.iterations={iterations}",
+                 f"seed={seed}", *ATTACKERS[attacker]]
+    config = load_config(CONFIG, overrides)
+    with tempfile.TemporaryDirectory() as folder:
+        metrics = run_experiment(config, Path(folder))
+    scenario = metrics["scenario"]
+    stealth = scenario.get("stealth", [{}])
+    first = stealth[0]
+    passed = [s.get("malicious_selected", s.get("malicious_in_window")) for s in stealth]
+    return {"dataset": dataset, "rule": rule, "dp": dp, "attacker": attacker, "seed": seed,
+            "iterations": iterations,
+            "psnr": metrics["psnr_mean"], "ssim": metrics["ssim_mean"],
+            "scored": metrics["num_scored_images"], "wall_s": metrics["wall_seconds"],
+            "victim_share": first.get("victim_contribution"),
+            "mal_selected": None if None in passed else sum(passed) / len(passed),
+            "acc_drop": scenario.get("accuracy_drop")}
+
+
+def fmt(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def relative(row: dict[str, Any], base: dict[str, Any] | None) -> dict[str, float | None]:
+    return {k: 100 * (row[k] - base[k]) / abs(base[k]) if base else None for k in ("psnr", "ssim")}
+
+
+def line(row: dict[str, Any], base: dict[str, Any] | None) -> str:
+    rel = relative(row, base)
+    return (f"{row['dataset']:8} {row['rule']:12} {row['dp']:6} {row['attacker']:15} {row['psnr']:6.2f} "
+            f"{row['ssim']:6.3f} {fmt(rel['psnr'], '+7.1f')} {fmt(rel['ssim'], '+7.1f')} {row['scored']:3d} "
+            f"{fmt(row['victim_share'], '6.2f')} {fmt(row['mal_selected'], '6.2f')} "
+            f"{fmt(row['acc_drop'], '+7.3f')} {row['wall_s']:6.1f}")
+
+
+def table(paths: list[Path]) -> None:
+    """Merge JSONL rows (a later row replaces an earlier one of the same cell) and print them as
+    markdown, relative changes against each data set's mean / no DP / honest row."""
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for path in paths:
+        for text in path.read_text().splitlines():
+            if text.strip():
+                row = json.loads(text)
+                rows[(row["dataset"], row["rule"], row["dp"], row["attacker"], row["seed"])] = row
+    order = {r: i for i, r in enumerate(RULES)}
+    print("| data | rule | DP | attacker | PSNR | SSIM | ΔPSNR % | ΔSSIM % | scored | victim share "
+          "| mal. passed | acc. drop | seed | iters | wall s |")
+    print("|" + "---|" * 15)
+    for key in sorted(rows, key=lambda k: (k[0], order.get(k[1], 99), k[2] != "none", k[3], k[4])):
+        row = rows[key]
+        base = rows.get((row["dataset"], *BASE, row["seed"]))
+        rel = relative(row, base)
+        print(f"| {row['dataset']} | {row['rule']} | {row['dp']} | {row['attacker']} | {row['psnr']:.2f} | "
+              f"{row['ssim']:.3f} | {fmt(rel['psnr'], '+.1f')} | {fmt(rel['ssim'], '+.1f')} | {row['scored']} | "
+              f"{fmt(row['victim_share'], '.2f')} | {fmt(row['mal_selected'], '.2f')} | "
+              f"{fmt(row['acc_drop'], '+.3f')} | {row['seed']} | {row.get('iterations', '-')} | {row['wall_s']:.1f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--datasets", nargs="+", default=["cifar10", "celeba"])
+    parser.add_argument("--rules", nargs="+", default=RULES, choices=RULES)
+    parser.add_argument("--dps", nargs="+", default=list(DP), choices=list(DP))
+    parser.add_argument("--attackers", nargs="+", default=["honest", "malicious"], choices=list(ATTACKERS))
+    parser.add_argument("--jsonl", type=Path, default=None, help="also append each row here")
+    parser.add_argument("--table", type=Path, nargs="+", default=None,
+                        help="print the merged markdown table of these JSONL files and exit")
+    args = parser.parse_args()
+    if args.table:
+        table(args.table)
+        return
+    torch.set_num_threads(1)
+    print(f"load {os.getloadavg()[0]:.1f}, iterations {args.iterations}, seed {args.seed}")
+    print(HEADER)
+    for dataset in args.datasets:
+        base: dict[str, Any] | None = None
+        for rule in args.rules:
+            for dp in args.dps:
+                for attacker in args.attackers:
+                    start = time.perf_counter()
+                    row = run_cell(dataset, rule, dp, attacker, args.iterations, args.seed)
+                    row["wall_s"] = round(time.perf_counter() - start, 1)
+                    row["load"] = round(os.getloadavg()[0], 1)
+                    if (rule, dp, attacker) == BASE:
+                        base = row
+                    print(line(row, base), flush=True)
+                    if args.jsonl is not None:
+                        with args.jsonl.open("a") as out:
+                            out.write(json.dumps({**row, "rel": relative(row, base)}) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Replaying what the aggregate exposed, rule included, so the inversion matches its structure.
+
+The curious client's :class:`~gradleak.attacks.target.UpdateModel` averages its dummy groups.
+Under a robust rule the attacker knows more: under client-side DP every honest update was
+clipped to the common norm C, and under a coordinate rule each coordinate of the exposed update
+is a mean of order statistics of the honest updates *and the attacker's own uploads*, which it
+knows. :class:`RuleReplay` applies both to the dummy groups' updates, differentiably (sorting
+and selection pass gradients to the values they pick).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from gradleak.attacks.target import UpdateModel
+from gradleak.fl.aggregators import Aggregator
+from gradleak.fl.flatten import ParamLayout
+from gradleak.fl.functional import Params, local_update
+
+
+@dataclass(frozen=True)
+class RuleReplay(UpdateModel):
+    """``num_groups`` dummy clients' updates, each clipped to ``clip_norm`` when set, combined
+    by their mean or, when ``rule`` is set, by ``rule`` applied to them stacked above the
+    attacker's known ``uploads`` ``(f, d)``."""
+
+    clip_norm: float | None = None
+    rule: Aggregator | None = None
+    uploads: Tensor | None = None
+
+    def __call__(
+        self,
+        params: Params,
+        buffers: Params,
+        images: Tensor,
+        labels: Tensor,
+        create_graph: bool = True,
+    ) -> Params:
+        self.model.train(self.train_mode)
+        layout = ParamLayout.of(params)
+        rows = []
+        for idx in torch.arange(images.shape[0]).chunk(self.num_groups):
+            update, _ = local_update(
+                self.model, params, buffers, images[idx], labels[idx], self.schedule, create_graph
+            )
+            flat = layout.flatten(update)
+            if self.clip_norm is not None:
+                flat = flat * (self.clip_norm / flat.norm().clamp_min(1e-12)).clamp(max=1.0)
+            rows.append(flat)
+        stacked = torch.stack(rows)
+        return layout.unflatten(self.combine(stacked))
+
+    def combine(self, stacked: Tensor) -> Tensor:
+        """The exposed ``(d,)`` update from the groups' ``(g, d)`` updates."""
+        if self.rule is None or self.uploads is None:
+            return stacked.mean(dim=0)
+        rows = torch.cat([stacked, self.uploads.to(stacked.device, stacked.dtype)])
+        return self.rule(rows).aggregate
