@@ -64,10 +64,10 @@ class Joint(Strategy):
 
     rules: ClassVar[frozenset[str]] = SELECTION | COORDINATE
     steps: int = 25
-    lr: float = 0.2
+    lr: float = 0.03
     temperature: float = 0.1
     stealth: float = 1.0
-    samples: int = 4
+    samples: int = 16
     victim_error: float = 0.5
     coordinates: int = 4096
     inversion_steps: int = 10
