@@ -36,21 +36,38 @@ from gradleak.experiments.runner import run_experiment
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "malicious_client.yaml"
 RULES = ["mean", "krum", "multikrum", "median", "trimmed_mean", "bulyan"]
-DP = {"none": "defense.client=[]",
-      "client": "defense.client=[{name: clip_noise, clip_norm: 4.0, noise_multiplier: 0.0005}]"}
-ATTACKERS = {"honest": ["threat.attacker=peer", "attack.name=curious_client"],
-             "malicious": ["threat.attacker=malicious_peer", "attack.name=malicious_client"],
-             "malicious-joint": ["threat.attacker=malicious_peer", "attack.name=malicious_client",
-                                 "threat.strategy=joint"]}
+DP = {
+    "none": "defense.client=[]",
+    "client": "defense.client=[{name: clip_noise, clip_norm: 4.0, noise_multiplier: 0.0005}]",
+}
+ATTACKERS = {
+    "honest": ["threat.attacker=peer", "attack.name=curious_client"],
+    "malicious": ["threat.attacker=malicious_peer", "attack.name=malicious_client"],
+    "malicious-joint": [
+        "threat.attacker=malicious_peer",
+        "attack.name=malicious_client",
+        "threat.strategy=joint",
+    ],
+}
 BASE = ("mean", "none", "honest")
-HEADER = (f"{'data':8} {'rule':12} {'dp':6} {'attacker':15} {'PSNR':>6} {'SSIM':>6} {'dPSNR%':>7} "
-          f"{'dSSIM%':>7} {'n':>3} {'victim':>6} {'malsel':>6} {'accdrop':>7} {'wall s':>6}")
+HEADER = (
+    f"{'data':8} {'rule':12} {'dp':6} {'attacker':15} {'PSNR':>6} {'SSIM':>6} {'dPSNR%':>7} "
+    f"{'dSSIM%':>7} {'n':>3} {'victim':>6} {'malsel':>6} {'accdrop':>7} {'wall s':>6}"
+)
 
 
-def run_cell(dataset: str, rule: str, dp: str, attacker: str, iterations: int, seed: int) -> dict[str, Any]:
-    overrides = [f"data.name={dataset}", f"defense.aggregator.name={rule}", DP[dp],
-                 "defense.aggregator.beta=0.25", f"attack.iterations={iterations}",
-                 f"seed={seed}", *ATTACKERS[attacker]]
+def run_cell(
+    dataset: str, rule: str, dp: str, attacker: str, iterations: int, seed: int
+) -> dict[str, Any]:
+    overrides = [
+        f"data.name={dataset}",
+        f"defense.aggregator.name={rule}",
+        DP[dp],
+        "defense.aggregator.beta=0.25",
+        f"attack.iterations={iterations}",
+        f"seed={seed}",
+        *ATTACKERS[attacker],
+    ]
     config = load_config(CONFIG, overrides)
     with tempfile.TemporaryDirectory() as folder:
         metrics = run_experiment(config, Path(folder))
@@ -58,13 +75,21 @@ def run_cell(dataset: str, rule: str, dp: str, attacker: str, iterations: int, s
     stealth = scenario.get("stealth", [{}])
     first = stealth[0]
     passed = [s.get("malicious_selected", s.get("malicious_in_window")) for s in stealth]
-    return {"dataset": dataset, "rule": rule, "dp": dp, "attacker": attacker, "seed": seed,
-            "iterations": iterations,
-            "psnr": metrics["psnr_mean"], "ssim": metrics["ssim_mean"],
-            "scored": metrics["num_scored_images"], "wall_s": metrics["wall_seconds"],
-            "victim_share": first.get("victim_contribution"),
-            "mal_selected": None if None in passed else sum(passed) / len(passed),
-            "acc_drop": scenario.get("accuracy_drop")}
+    return {
+        "dataset": dataset,
+        "rule": rule,
+        "dp": dp,
+        "attacker": attacker,
+        "seed": seed,
+        "iterations": iterations,
+        "psnr": metrics["psnr_mean"],
+        "ssim": metrics["ssim_mean"],
+        "scored": metrics["num_scored_images"],
+        "wall_s": metrics["wall_seconds"],
+        "victim_share": first.get("victim_contribution"),
+        "mal_selected": None if None in passed else sum(passed) / len(passed),
+        "acc_drop": scenario.get("accuracy_drop"),
+    }
 
 
 def fmt(value: Any, spec: str) -> str:
@@ -77,10 +102,12 @@ def relative(row: dict[str, Any], base: dict[str, Any] | None) -> dict[str, floa
 
 def line(row: dict[str, Any], base: dict[str, Any] | None) -> str:
     rel = relative(row, base)
-    return (f"{row['dataset']:8} {row['rule']:12} {row['dp']:6} {row['attacker']:15} {row['psnr']:6.2f} "
-            f"{row['ssim']:6.3f} {fmt(rel['psnr'], '+7.1f')} {fmt(rel['ssim'], '+7.1f')} {row['scored']:3d} "
-            f"{fmt(row['victim_share'], '6.2f')} {fmt(row['mal_selected'], '6.2f')} "
-            f"{fmt(row['acc_drop'], '+7.3f')} {row['wall_s']:6.1f}")
+    return (
+        f"{row['dataset']:8} {row['rule']:12} {row['dp']:6} {row['attacker']:15} {row['psnr']:6.2f} "
+        f"{row['ssim']:6.3f} {fmt(rel['psnr'], '+7.1f')} {fmt(rel['ssim'], '+7.1f')} {row['scored']:3d} "
+        f"{fmt(row['victim_share'], '6.2f')} {fmt(row['mal_selected'], '6.2f')} "
+        f"{fmt(row['acc_drop'], '+7.3f')} {row['wall_s']:6.1f}"
+    )
 
 
 def table(paths: list[Path]) -> None:
@@ -93,17 +120,21 @@ def table(paths: list[Path]) -> None:
                 row = json.loads(text)
                 rows[(row["dataset"], row["rule"], row["dp"], row["attacker"], row["seed"])] = row
     order = {r: i for i, r in enumerate(RULES)}
-    print("| data | rule | DP | attacker | PSNR | SSIM | ΔPSNR % | ΔSSIM % | scored | victim share "
-          "| mal. passed | acc. drop | seed | iters | wall s |")
+    print(
+        "| data | rule | DP | attacker | PSNR | SSIM | ΔPSNR % | ΔSSIM % | scored | victim share "
+        "| mal. passed | acc. drop | seed | iters | wall s |"
+    )
     print("|" + "---|" * 15)
     for key in sorted(rows, key=lambda k: (k[0], order.get(k[1], 99), k[2] != "none", k[3], k[4])):
         row = rows[key]
         base = rows.get((row["dataset"], *BASE, row["seed"]))
         rel = relative(row, base)
-        print(f"| {row['dataset']} | {row['rule']} | {row['dp']} | {row['attacker']} | {row['psnr']:.2f} | "
-              f"{row['ssim']:.3f} | {fmt(rel['psnr'], '+.1f')} | {fmt(rel['ssim'], '+.1f')} | {row['scored']} | "
-              f"{fmt(row['victim_share'], '.2f')} | {fmt(row['mal_selected'], '.2f')} | "
-              f"{fmt(row['acc_drop'], '+.3f')} | {row['seed']} | {row.get('iterations', '-')} | {row['wall_s']:.1f} |")
+        print(
+            f"| {row['dataset']} | {row['rule']} | {row['dp']} | {row['attacker']} | {row['psnr']:.2f} | "
+            f"{row['ssim']:.3f} | {fmt(rel['psnr'], '+.1f')} | {fmt(rel['ssim'], '+.1f')} | {row['scored']} | "
+            f"{fmt(row['victim_share'], '.2f')} | {fmt(row['mal_selected'], '.2f')} | "
+            f"{fmt(row['acc_drop'], '+.3f')} | {row['seed']} | {row.get('iterations', '-')} | {row['wall_s']:.1f} |"
+        )
 
 
 def main() -> None:
@@ -113,10 +144,17 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["cifar10", "celeba"])
     parser.add_argument("--rules", nargs="+", default=RULES, choices=RULES)
     parser.add_argument("--dps", nargs="+", default=list(DP), choices=list(DP))
-    parser.add_argument("--attackers", nargs="+", default=["honest", "malicious"], choices=list(ATTACKERS))
+    parser.add_argument(
+        "--attackers", nargs="+", default=["honest", "malicious"], choices=list(ATTACKERS)
+    )
     parser.add_argument("--jsonl", type=Path, default=None, help="also append each row here")
-    parser.add_argument("--table", type=Path, nargs="+", default=None,
-                        help="print the merged markdown table of these JSONL files and exit")
+    parser.add_argument(
+        "--table",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="print the merged markdown table of these JSONL files and exit",
+    )
     args = parser.parse_args()
     if args.table:
         table(args.table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ from gradleak.fl.flatten import ParamLayout
 from gradleak.fl.functional import LocalSchedule, local_update, split_state
 from gradleak.malicious.analysis import Setting, analyse
 from gradleak.malicious.strategies import Estimate, RuleShape, build_strategy
-from gradleak.malicious.threat import check_malicious_threat
+from gradleak.malicious.threat import check_malicious_threat, malicious_peer
 from gradleak.models import build_model
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "malicious_client.yaml"
@@ -87,11 +88,38 @@ def test_bad_inputs_are_config_errors(overrides: list[str], message: str) -> Non
         check_malicious_threat(load_config(CONFIG, overrides))
 
 
-@pytest.mark.parametrize(("rule", "scored"), [("krum", [1]), ("median", [1, 2, 3, 4, 5, 6, 7])])
-def test_end_to_end_scores_only_the_victims(data_root: Path, tmp_path: Path, rule: str, scored: list[int]) -> None:
-    config = load_config(CONFIG, [f"defense.aggregator.name={rule}", "attack.iterations=2"])
+@pytest.mark.parametrize(
+    ("rule", "strategy", "scored"),
+    [("krum", "auto", [1]), ("median", "auto", [1, 2, 3, 4, 5, 6, 7]), ("krum", "joint", [1])],
+)
+def test_end_to_end_scores_only_the_victims(
+    data_root: Path, tmp_path: Path, rule: str, strategy: str, scored: list[int]
+) -> None:
+    config = load_config(CONFIG, [f"defense.aggregator.name={rule}", f"threat.strategy={strategy}",
+                                  "threat.strategy_options={}" if strategy == "auto" else
+                                  "threat.strategy_options={steps: 3, samples: 4}", "attack.iterations=2"])
     metrics = run_experiment(config, tmp_path)
     scenario = metrics["scenario"]
     assert scenario["scored_clients"] == scored
     assert metrics["num_scored_images"] == 4 * len(scored)
     assert "test_accuracy_honest" in scenario and scenario["stealth"][0]["round"] == 0
+
+
+@pytest.mark.parametrize(
+    ("rule", "passed"),
+    [("multikrum", lambda s: s["malicious_selected"] == 1.0 and s["victim_selected"]),
+     ("trimmed_mean", lambda s: s["malicious_in_window"] > 0.5)],
+)
+def test_joint_passes_the_rule_in_most_rounds(data_root: Path, rule: str, passed: Any) -> None:
+    """Joint strategy end to end over 2 attacked rounds (step (a), the dummy inversion, runs in
+    round 1): Multi-Krum selects the uploads and the victim, and under the trimmed mean the
+    uploads' values stay inside the trimmed range on most coordinates, in every round."""
+    overrides = [f"defense.aggregator.name={rule}", "threat.strategy=joint", "federation.rounds=2",
+                 "attack.iterations=2", "defense.aggregator.beta=0.25",
+                 "threat.strategy_options={steps: 3, samples: 4, inversion_steps: 1}"]
+    if rule == "trimmed_mean":
+        overrides += ["threat.num_malicious=2", "threat.victim=2"]
+    scenario = malicious_peer(load_config(CONFIG, overrides), torch.device("cpu"))
+    stealth = scenario.summary["stealth"]
+    assert scenario.summary["strategy"] == "joint" and len(stealth) == 2
+    assert all(passed(s) for s in stealth)

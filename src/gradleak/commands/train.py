@@ -22,12 +22,14 @@ def train_federation(config: ExperimentConfig, progress: bool = False) -> dict[s
     """Train for ``federation.rounds`` rounds; the metrics ``gradleak train`` writes."""
     import torch
 
+    from gradleak.experiments.runner import prepare_torch
     from gradleak.experiments.scenario import build_model_for
     from gradleak.fl.build import build_federation
     from gradleak.fl.dp_training import reported_epsilon
     from gradleak.fl.evaluation import train_and_test
 
     started = time.perf_counter()
+    prepare_torch(config)
     train, test, test_source = train_and_test(config)
     model = build_model_for(config, train, torch.device(config.device))
     federation = build_federation(config, train, model)

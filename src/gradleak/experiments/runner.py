@@ -8,6 +8,7 @@ computed is lost.
 
 from __future__ import annotations
 
+import importlib
 import json
 import random
 import time
@@ -17,10 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 
-# Imported for their registrations: the attacks, the threats, the malicious client.
-import gradleak.attacks
-import gradleak.experiments
-import gradleak.malicious
 from gradleak.attacks.base import ATTACKS, ProgressCallback, Reconstruction
 from gradleak.config import ExperimentConfig, dump_config
 from gradleak.errors import ConfigError
@@ -28,6 +25,21 @@ from gradleak.experiments.pictures import save_reconstruction_grid
 from gradleak.experiments.scenario import THREATS, Scenario
 from gradleak.metrics.lpips import LPIPS
 from gradleak.metrics.scoring import ScoreReport, score_reconstruction
+from gradleak.priors.report import without_prior_metrics
+
+BUILTIN_COMPONENTS = ("gradleak.attacks", "gradleak.experiments", "gradleak.malicious")
+"""Packages whose import registers the built-in attacks and threats."""
+
+
+def register_builtin_components() -> None:
+    for module in BUILTIN_COMPONENTS:
+        importlib.import_module(module)
+
+
+def prepare_torch(config: ExperimentConfig) -> None:
+    """Apply the config's thread count and seed every random generator from its one seed."""
+    torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
 
 
 def seed_everything(seed: int) -> None:
@@ -114,7 +126,8 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Run ``config`` end to end, write its outputs to ``output_dir``, return its metrics."""
     start = time.perf_counter()
-    seed_everything(config.seed)
+    register_builtin_components()
+    prepare_torch(config)
     device = resolve_device(config.device)
     attack = ATTACKS.get(config.attack.name)(config.attack)
     scenario = THREATS.get(config.threat.attacker)(config, device)
@@ -136,5 +149,6 @@ def run_experiment(
         lpips,
     )
     metrics = build_metrics(config, scenario, recon, report, time.perf_counter() - start)
+    metrics.update(without_prior_metrics(recon, truth.images, lpips) or {})
     write_outputs(output_dir, config, scenario, recon, report, metrics)
     return metrics

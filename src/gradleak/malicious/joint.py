@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gradleak.fl.aggregators_selection import krum_scores
 from gradleak.malicious.strategies import (
     STRATEGIES,
     CoordinateSteering,
@@ -50,7 +51,6 @@ from gradleak.malicious.strategies import (
     SelectionSteering,
     Strategy,
 )
-from gradleak.fl.aggregators_selection import krum_scores
 
 SELECTION = frozenset({"krum", "multikrum", "bulyan"})
 COORDINATE = frozenset({"median", "trimmed_mean"})
@@ -85,7 +85,10 @@ class Joint(Strategy):
             return start
         spread = estimate.spread.clamp_min(torch.finfo(estimate.spread.dtype).tiny)
         radius = spread.square().sum().sqrt()
-        train, test = self._clouds(rule, estimate, spread, generator), self._clouds(rule, estimate, spread, generator)
+        train, test = (
+            self._clouds(rule, estimate, spread, generator),
+            self._clouds(rule, estimate, spread, generator),
+        )
         delta = torch.zeros_like(start.uploads, requires_grad=True)
         optimiser = torch.optim.Adam([delta], lr=self.lr)
         d = spread.numel()
@@ -102,25 +105,41 @@ class Joint(Strategy):
             loss.backward()
             optimiser.step()
         tuned = (start.uploads + delta.detach() * spread).detach()
-        return Plan(tuned) if self.score(rule, test, tuned) >= self.score(rule, test, start.uploads) else start
+        return (
+            Plan(tuned)
+            if self.score(rule, test, tuned) >= self.score(rule, test, start.uploads)
+            else start
+        )
 
-    def _clouds(self, rule: RuleShape, estimate: Estimate, spread: Tensor, generator: torch.Generator) -> Tensor:
+    def _clouds(
+        self, rule: RuleShape, estimate: Estimate, spread: Tensor, generator: torch.Generator
+    ) -> Tensor:
         """``(samples, h, d)`` synthetic honest uploads; row 0 is the victim estimate."""
         h, d = rule.num_honest, spread.numel()
-        noise = torch.randn((self.samples, h - 1, d), generator=generator, dtype=spread.dtype).to(spread.device)
+        noise = torch.randn((self.samples, h - 1, d), generator=generator, dtype=spread.dtype).to(
+            spread.device
+        )
         others = estimate.centre + spread * noise
-        error = torch.randn((self.samples, 1, d), generator=generator, dtype=spread.dtype).to(spread.device)
+        error = torch.randn((self.samples, 1, d), generator=generator, dtype=spread.dtype).to(
+            spread.device
+        )
         victim = estimate.victim + self.victim_error * spread * error
         return torch.cat([victim, others], dim=1)
 
-    def _surrogate(self, rule: RuleShape, honest: Tensor, uploads: Tensor, spread: Tensor) -> Tensor:
+    def _surrogate(
+        self, rule: RuleShape, honest: Tensor, uploads: Tensor, spread: Tensor
+    ) -> Tensor:
         rows = torch.cat([honest, uploads.expand(honest.shape[0], -1, -1)], dim=1)
         h, n = honest.shape[1], rows.shape[1]
         if rule.name in SELECTION:
             scale = 2 * spread.square().sum()
-            scores = torch.stack([krum_scores(torch.cdist(r, r).square() / scale, rule.num_malicious)
-                                  for r in rows])
-            ranks = torch.sigmoid((scores.unsqueeze(2) - scores.unsqueeze(1)) / self.temperature).sum(2) - 0.5
+            scores = torch.stack(
+                [krum_scores(torch.cdist(r, r).square() / scale, rule.num_malicious) for r in rows]
+            )
+            ranks = (
+                torch.sigmoid((scores.unsqueeze(2) - scores.unsqueeze(1)) / self.temperature).sum(2)
+                - 0.5
+            )
             m = rule.num_selected or 1
             loss = F.softplus(ranks[:, 0] - m + 0.5).mean()
             if m > 1:
@@ -146,6 +165,11 @@ class Joint(Strategy):
                     total += sum(r in chosen for r in range(h, h + len(uploads))) / len(uploads)
             elif result.sources is not None:
                 total += float((result.sources == 0).any(dim=0).double().mean())
-                total += float(torch.stack([(result.sources == r).any(dim=0)
-                                            for r in range(h, h + len(uploads))]).double().mean())
+                total += float(
+                    torch.stack(
+                        [(result.sources == r).any(dim=0) for r in range(h, h + len(uploads))]
+                    )
+                    .double()
+                    .mean()
+                )
         return total / len(honest)
