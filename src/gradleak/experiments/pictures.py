@@ -34,7 +34,7 @@ def save_reconstruction_grid(
     columns = min(count, max_columns)
     row_pairs = math.ceil(count / columns)
     fig, axes = plt.subplots(
-        2 * row_pairs, columns, figsize=(1.3 * columns + 0.4, 2.9 * row_pairs + 0.4), squeeze=False
+        2 * row_pairs, columns, figsize=(max(1.3 * columns + 0.4, 3.4), 2.9 * row_pairs + 0.4), squeeze=False
     )
     gray = truth.shape[1] == 1
     for ax in axes.flat:
@@ -49,7 +49,7 @@ def save_reconstruction_grid(
     axes[1][0].text(-0.15, 0.5, "recon", rotation=90, va="center", ha="right",
                     transform=axes[1][0].transAxes, fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=8, wrap=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

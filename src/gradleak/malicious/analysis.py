@@ -102,6 +102,9 @@ def one_trial(setting: Setting, attacker: str, generator: torch.Generator) -> tu
     malicious = plan.uploads
     if setting.clip is not None:
         malicious = torch.stack([clip_to_norm(row, setting.clip) for row in malicious])
+    noise_std = setting.noise * (setting.clip or 1.0)
+    if noise_std > 0:  # the uploads are noised like honest ones (as MaliciousClient does)
+        malicious = malicious + noise_std * torch.randn(malicious.shape, generator=generator, dtype=malicious.dtype)
     result = aggregator(torch.cat([uploads, malicious]))
     revealed = strategy.reveal(shape, result.aggregate, plan)
     picked = None
