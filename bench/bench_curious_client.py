@@ -1,6 +1,6 @@
 """Figures of the curious-client attack (issue 5), printed as a Markdown table.
 
-Rows: 4 clients × 4 CIFAR-10 images (32², LeNet-5, FedAvg τ = 3) with given and recovered labels;
+Rows: 4 clients × 4 CIFAR-10 images (32², the config's LeNet, FedAvg τ = 3) with given and recovered labels;
 dilution with 8 and 16 clients; 1, 2 and 4 observed rounds; and, when a prior is given or
 trained here (``--prior-steps``), the same 4×4 reconstruction refined by it (sdedit and ddrm).
 Each row reports matched PSNR/SSIM on the peers' images only, label accuracy, and wall time per
@@ -53,7 +53,7 @@ def run_row(config: ExperimentConfig, iterations: int) -> tuple[dict[str, object
         recon.images, scenario.truth.images, recon.labels if config.attack.labels == "recovered" else None,
         scenario.truth.labels, None,
     )
-    row = {
+    row: dict[str, object] = {
         "images": scenario.truth.images.shape[0],
         "psnr": report.psnr_mean,
         "ssim": report.ssim_mean,
@@ -86,13 +86,20 @@ def main() -> None:
     parser.add_argument("--prior", type=Path, default=None, help="A trained DDPM folder.")
     parser.add_argument("--prior-steps", type=int, default=0, help="Train a prior here first.")
     parser.add_argument("--quick", action="store_true", help="Only the 4×4 rows.")
+    parser.add_argument(
+        "--scaling-iterations", type=int, default=None,
+        help="Iterations per stage for the dilution and rounds rows (default: --iterations).",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"load average {os.getloadavg()}; {args.iterations} iterations; torch threads 1")
+    print(
+        f"load average {os.getloadavg()}; {args.iterations} iterations per stage "
+        f"({args.scaling_iterations or args.iterations} for dilution/rounds rows); torch threads 1"
+    )
     rows: list[tuple[str, dict[str, object]]] = []
 
-    def add(name: str, config: ExperimentConfig) -> torch.Tensor:
-        row, images = run_row(config, args.iterations)
+    def add(name: str, config: ExperimentConfig, iterations: int | None = None) -> torch.Tensor:
+        row, images = run_row(config, iterations or args.iterations)
         rows.append((name, row))
         print(name, {k: fmt(v) for k, v in row.items()}, flush=True)
         return images
@@ -101,10 +108,11 @@ def main() -> None:
     raw = add("4 clients × 4, given labels", base)
     add("4 clients × 4, recovered labels", scenario_config(4, 1, "recovered"))
     if not args.quick:
-        add("8 clients × 4, given labels", scenario_config(8, 1, "given"))
-        add("16 clients × 4, given labels", scenario_config(16, 1, "given"))
-        add("4 clients × 4, 2 rounds observed", scenario_config(4, 2, "given"))
-        add("4 clients × 4, 4 rounds observed", scenario_config(4, 4, "given"))
+        it = args.scaling_iterations
+        add("8 clients × 4, given labels", scenario_config(8, 1, "given"), it)
+        add("16 clients × 4, given labels", scenario_config(16, 1, "given"), it)
+        add("4 clients × 4, 2 rounds observed", scenario_config(4, 2, "given"), it)
+        add("4 clients × 4, 4 rounds observed", scenario_config(4, 4, "given"), it)
     prior = args.prior
     if prior is None and args.prior_steps:
         prior = train_prior(args.prior_steps, Path(tempfile.mkdtemp()) / "ddpm")
@@ -114,10 +122,12 @@ def main() -> None:
             start = time.perf_counter()
             refined = refine(prior, method, raw, RefineSettings(strength=strength, steps=50))
             report = score_reconstruction(refined, truth.images, None, truth.labels, None)
-            row = {"images": len(refined), "psnr": report.psnr_mean, "ssim": report.ssim_mean,
-                   "labels": None, "seconds": time.perf_counter() - start}
-            rows.append((f"4 × 4 given + prior {method} (t={strength})", row))
-            print(rows[-1][0], {k: fmt(v) for k, v in row.items()}, flush=True)
+            prior_row: dict[str, object] = {
+                "images": len(refined), "psnr": report.psnr_mean, "ssim": report.ssim_mean,
+                "labels": None, "seconds": time.perf_counter() - start,
+            }
+            rows.append((f"4 × 4 given + prior {method} (t={strength})", prior_row))
+            print(rows[-1][0], {k: fmt(v) for k, v in prior_row.items()}, flush=True)
     print("\n| setting | peers' images | PSNR (dB) | SSIM | label acc. | s / reconstruction |")
     print("|---|---|---|---|---|---|")
     for name, row in rows:

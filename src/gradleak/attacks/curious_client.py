@@ -8,14 +8,23 @@ bicubically (s = 4), optimised with Adam (lr 0.1, cosine annealing) on the L2 di
 cosine). Beyond the paper: labels are recovered from the aggregate unless given, the distance
 is normalised by the target's size so that several observed rounds weigh equally when one dummy
 batch is matched to all of them, and an optional diffusion prior refines the result.
+
+Coarse to fine (``refine_scales``, default 2 then 1): the s = 4 latent cannot represent the
+images, so its best fit is also its floor (measured: started *at* the 4×-downsampled truth, the
+s = 4 optimisation drifts to the same loss as from noise). Each later stage starts from the
+previous stage's images (area-downsampled to its latent) and matches again at a finer scale
+with the lr divided by ``refine_lr_divisor``; each stage runs ``iterations`` steps. On 1 peer ×
+4 images (lenet_dlg, FedAvg τ = 3) this took 15.2 dB at s = 4 to 16.9 dB at s = 1.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
+import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 from torch import Tensor
 
@@ -33,6 +42,7 @@ from gradleak.attacks.peer_target import assume_local_lr, rounds_of
 from gradleak.attacks.regularizers import total_variation
 from gradleak.attacks.target import AttackTarget
 from gradleak.config import AttackConfig
+from gradleak.errors import ConfigError
 from gradleak.fl.functional import Params
 
 
@@ -60,6 +70,11 @@ class CuriousClientOptions(AttackOptions):
     signed: bool = False
     normalise: Literal["none", "total", "per_tensor"] = "total"
     """How the observed update is scaled before the distance (see ``tensor_scales``)."""
+    refine_scales: list[PositiveInt] = Field(default_factory=lambda: [2, 1])
+    """Coarse to fine: after matching at ``scale``, match again at each of these (finer) latent
+    scales, starting from the previous stage's images; ``[]`` is the single-scale attack."""
+    refine_lr_divisor: PositiveFloat = 3.0
+    """Each refinement stage's lr is the previous stage's divided by this."""
     lr_guess: PositiveFloat | None = None
     """The peers' local learning rate as the attacker guesses it; the protocol's when unset."""
     prior: PriorOptions | None = None
@@ -119,6 +134,11 @@ class CuriousClient(Attack):
         super().__init__(config)
         OBJECTIVES.get(self.options.objective)
         PARAMETRIZATIONS.get(self.options.parametrization)
+        if self.options.refine_scales and self.options.parametrization != "lowres":
+            raise ConfigError(
+                "attack.options.refine_scales needs the lowres parametrization "
+                f"(got {self.options.parametrization!r}); set refine_scales: [] otherwise"
+            )
         if self.options.prior is not None:
             from gradleak.priors.diffusion import REFINERS, check_source
 
@@ -136,12 +156,6 @@ class CuriousClient(Attack):
         make_param = PARAMETRIZATIONS.get(opts.parametrization)
         shape = (target.num_images, *target.image_shape)
         generator = trial_generator()
-        param_settings = ParametrizationSettings(scale=opts.scale)
-
-        def make_trial() -> tuple[Parametrization, Callable[[], Tensor], list[Tensor]]:
-            param = make_param(shape, generator, target.device, param_settings)
-            return param, lambda: loss(param.images(), labels), []
-
         settings = LoopSettings(
             self.config.iterations,
             self.setting("lr"),
@@ -150,9 +164,27 @@ class CuriousClient(Attack):
             opts.signed,
             self.config.log_every,
         )
-        best = optimize_restarts(make_trial, settings, self.config.restarts, callback)
+        start: Tensor | None = None
+        best = None
+        stages = [opts.scale, *opts.refine_scales]
+        for stage, scale in enumerate(stages):
+            param_settings = ParametrizationSettings(scale=scale)
+
+            def make_trial(
+                ps: ParametrizationSettings = param_settings, init: Tensor | None = start
+            ) -> tuple[Parametrization, Callable[[], Tensor], list[Tensor]]:
+                param = make_param(shape, generator, target.device, ps)
+                if init is not None:
+                    param.load_state([F.interpolate(init, scale_factor=1 / ps.scale, mode="area")])
+                return param, lambda: loss(param.images(), labels), []
+
+            stage_settings = replace(settings, lr=settings.lr / opts.refine_lr_divisor**stage)
+            restarts = self.config.restarts if stage == 0 else 1
+            best = optimize_restarts(make_trial, stage_settings, restarts, callback)
+            start = best.parametrization.images().detach().clamp(0, 1)
+        assert best is not None
         images = best.parametrization.images().detach().clamp(0, 1)
-        extra: dict[str, Any] = {"rounds": len(rounds_of(target))}
+        extra: dict[str, Any] = {"rounds": len(rounds_of(target)), "scales": stages}
         if opts.prior is not None:
             extra["raw_images"] = images
             images, extra["prior"] = self._refine(images)
