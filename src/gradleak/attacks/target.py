@@ -32,6 +32,23 @@ class UpdateModel:
     num_groups: int = 1
     train_mode: bool = True
 
+    def group_updates(
+        self,
+        params: Params,
+        buffers: Params,
+        images: Tensor,
+        labels: Tensor,
+        create_graph: bool = True,
+    ) -> list[Params]:
+        """Each group's pseudo-gradient, replayed from the same weights on its share of the batch."""
+        self.model.train(self.train_mode)
+        return [
+            local_update(
+                self.model, params, buffers, images[idx], labels[idx], self.schedule, create_graph
+            )[0]
+            for idx in torch.arange(images.shape[0]).chunk(self.num_groups)
+        ]
+
     def __call__(
         self,
         params: Params,
@@ -40,15 +57,8 @@ class UpdateModel:
         labels: Tensor,
         create_graph: bool = True,
     ) -> Params:
-        self.model.train(self.train_mode)
-        groups = torch.arange(images.shape[0]).chunk(self.num_groups)
-        total: Params = {}
-        for idx in groups:
-            update, _ = local_update(
-                self.model, params, buffers, images[idx], labels[idx], self.schedule, create_graph
-            )
-            total = {k: total.get(k, 0) + v for k, v in update.items()}
-        return {k: v / len(groups) for k, v in total.items()}
+        updates = self.group_updates(params, buffers, images, labels, create_graph)
+        return {k: torch.stack([u[k] for u in updates]).mean(dim=0) for k in updates[0]}
 
 
 @dataclass(frozen=True)

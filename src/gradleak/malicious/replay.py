@@ -18,7 +18,7 @@ from torch import Tensor
 from gradleak.attacks.target import UpdateModel
 from gradleak.fl.aggregators import Aggregator
 from gradleak.fl.flatten import ParamLayout
-from gradleak.fl.functional import Params, local_update
+from gradleak.fl.functional import Params
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,9 @@ class RuleReplay(UpdateModel):
         labels: Tensor,
         create_graph: bool = True,
     ) -> Params:
-        self.model.train(self.train_mode)
         layout = ParamLayout.of(params)
         rows = []
-        for idx in torch.arange(images.shape[0]).chunk(self.num_groups):
-            update, _ = local_update(
-                self.model, params, buffers, images[idx], labels[idx], self.schedule, create_graph
-            )
+        for update in self.group_updates(params, buffers, images, labels, create_graph):
             flat = layout.flatten(update)
             if self.clip_norm is not None:
                 flat = flat * (self.clip_norm / flat.norm().clamp_min(1e-12)).clamp(max=1.0)
