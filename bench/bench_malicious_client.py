@@ -3,9 +3,10 @@
 For each data set, aggregation rule and client-DP setting, runs (a) the honest curious client
 (``threat.attacker=peer``, attack ``curious_client``) and (b) the maliciously curious client
 (``malicious_peer``, ``malicious_client``) on configs/malicious_client.yaml (8 clients × 4
-images, 32×32), and prints matched PSNR/SSIM on the scored (victims') images with the relative
-change against (a) under the mean without DP, the victim's share of the aggregate, whether the
-malicious upload was selected / inside the window, the accuracy drop, seeds and wall times.
+images, 32×32; CelebA faces labelled by client, ``data.labels=client``), and prints matched
+PSNR/SSIM on the scored (victims') images with the relative change against (a) under the mean
+without DP, the victim's share of the aggregate, whether the malicious upload was selected /
+inside the window, the accuracy drop, seeds and wall times.
 
     .venv/bin/python bench/bench_malicious_client.py --iterations 100 --datasets cifar10 celeba
     # only some cells, appended to a JSONL file; then the merged markdown table:
@@ -49,6 +50,10 @@ ATTACKERS = {
         "threat.strategy=joint",
     ],
 }
+LABELS = {"celeba": "client"}
+"""data.labels per data set: the CelebA subset has one label for all faces, which leaves the
+attacker's relabelled estimate of the victim without direction; one identity per client gives
+it one."""
 BASE = ("mean", "none", "honest")
 HEADER = (
     f"{'data':8} {'rule':12} {'dp':6} {'attacker':15} {'PSNR':>6} {'SSIM':>6} {'dPSNR%':>7} "
@@ -61,6 +66,7 @@ def run_cell(
 ) -> dict[str, Any]:
     overrides = [
         f"data.name={dataset}",
+        f"data.labels={LABELS.get(dataset, 'dataset')}",
         f"defense.aggregator.name={rule}",
         DP[dp],
         "defense.aggregator.beta=0.25",
@@ -77,6 +83,7 @@ def run_cell(
     passed = [s.get("malicious_selected", s.get("malicious_in_window")) for s in stealth]
     return {
         "dataset": dataset,
+        "labels": config.data.labels,
         "rule": rule,
         "dp": dp,
         "attacker": attacker,

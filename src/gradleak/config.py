@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from gradleak.errors import ConfigError
@@ -59,6 +67,12 @@ class DataConfig(Section):
     download: bool = False
     shuffle: bool = False
     partition: PartitionConfig = Field(default_factory=PartitionConfig)
+    labels: Literal["dataset", "client"] = "dataset"
+    """``dataset``: the data set's own labels. ``client``: every image is labelled with the index
+    of the client that holds it (``num_classes`` = ``federation.num_clients``, at least 2; names
+    "client 0", ...), a stand-in for federated face recognition where a client is one identity
+    (LEAF's CelebA splits clients by identity); for data sets whose labels carry nothing (the
+    offline CelebA subset). Needs ``partition.scheme: iid``, the one split that ignores labels."""
 
     def resolved_root(self) -> Path:
         return self.root.expanduser() if self.root is not None else default_data_root()
@@ -198,6 +212,18 @@ class ExperimentConfig(Section):
     threat: ThreatConfig = Field(default_factory=ThreatConfig)
     attack: AttackConfig = Field(default_factory=AttackConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+
+    @model_validator(mode="after")
+    def _check_sections(self) -> ExperimentConfig:
+        """Settings that are each valid but impossible together, as one line (a ConfigError
+        passes through pydantic unchanged)."""
+        data = self.data
+        if data.labels == "client" and data.partition.scheme != "iid":
+            raise ConfigError(
+                "data.labels=client needs data.partition.scheme=iid (clients are drawn before "
+                f"the labels exist, so a split by label cannot apply), got {data.partition.scheme}"
+            )
+        return self
 
 
 def _first_error_line(exc: PydanticValidationError) -> str:

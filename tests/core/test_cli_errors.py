@@ -49,6 +49,10 @@ def _write_broken_imagefolder(root: Path) -> None:
         (["federation.batch_size=0"], "federation.batch_size"),
         (["threat.victim=5"], "threat.victim"),
         (["device=cuda:7"], "cuda"),
+        (
+            ["data.labels=client", "data.partition.scheme=dirichlet"],
+            "data.labels=client needs data.partition.scheme=iid",
+        ),
     ],
 )
 def test_bad_config_exits_2_with_one_line(
@@ -61,6 +65,16 @@ def test_bad_config_exits_2_with_one_line(
     err = capsys.readouterr().err.strip()
     assert expected in err
     assert "Traceback" not in err
+    assert len(err.splitlines()) == 1
+
+
+def test_training_with_client_labels_exits_2_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", DEMO, "--set", "data.labels=client", "--output", "/tmp/gradleak-never-written"]
+    assert run_cli(args, monkeypatch) == 2
+    err = capsys.readouterr().err.strip()
+    assert "data.labels=client has no test set" in err
     assert len(err.splitlines()) == 1
 
 

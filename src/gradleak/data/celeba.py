@@ -2,6 +2,10 @@
 
 Faces are the classic worst case for privacy, so this set is the reference for how recognisable
 a reconstruction is. Attribute and identity files are not read: the attacks only need images.
+Where labels must carry information (the malicious client estimates a victim's update from its
+own images relabelled with the victim's labels), set ``data.labels: client``: every face is then
+labelled with the index of the client that holds it, as in federated face recognition where a
+client is one identity (``fl.build.federation_data``).
 The 178x218 photos come back at full size; ``load_dataset`` centre-crops every image to a square,
 which for CelebA is the usual 178x178 crop that keeps the face, before resizing.
 """

@@ -16,7 +16,6 @@ import torch
 
 from gradleak.attacks.peer_target import peer_target
 from gradleak.config import ExperimentConfig
-from gradleak.data import load_dataset
 from gradleak.errors import ConfigError
 from gradleak.experiments.scenario import (
     THREATS,
@@ -25,7 +24,7 @@ from gradleak.experiments.scenario import (
     build_model_for,
     capabilities_of,
 )
-from gradleak.fl.build import build_federation
+from gradleak.fl.build import build_federation, federation_data
 from gradleak.fl.recording import RecordSpec
 from gradleak.fl.simulation import Federation
 
@@ -76,7 +75,7 @@ def curious_peer(config: ExperimentConfig, device: torch.device) -> Scenario:
     check_peer_threat(config)
     fed, threat = config.federation, config.threat
     attacker = threat.attacker_client
-    data = load_dataset(config.data, config.seed)
+    data = federation_data(config)
     model = build_model_for(config, data, device)
     federation = build_federation(
         config, data, model, capabilities_of(config), RecordSpec.of(peers=[attacker])

@@ -16,10 +16,9 @@ from torch import Tensor, nn
 
 from gradleak.attacks.target import AttackTarget, UpdateModel
 from gradleak.config import ExperimentConfig
-from gradleak.data import load_dataset
 from gradleak.data.base import ImageDataset
 from gradleak.errors import CapabilityError, ConfigError
-from gradleak.fl.build import build_federation
+from gradleak.fl.build import build_federation, federation_data
 from gradleak.fl.recording import RecordSpec
 from gradleak.fl.views import Capabilities, ServerView
 from gradleak.models import build_model
@@ -97,7 +96,7 @@ def curious_server(config: ExperimentConfig, device: torch.device) -> Scenario:
             "under secure aggregation the server sees only the sum of the uploads, not client "
             f"{threat.victim}'s; set defense.secure_aggregation=false or attack as a peer"
         )
-    data = load_dataset(config.data, config.seed)
+    data = federation_data(config)
     model = build_model_for(config, data, device)
     federation = build_federation(
         config, data, model, capabilities_of(config), RecordSpec.of(server_rounds=[threat.round])

@@ -1,4 +1,4 @@
-"""A :class:`~gradleak.fl.simulation.Federation` from an experiment config.
+"""A :class:`~gradleak.fl.simulation.Federation` and the data it trains on, from a config.
 
 Everything a config can get wrong about the federation (more sampled clients than clients, a
 rule that cannot run on that many updates, a client without data, DP-SGD with BatchNorm) is
@@ -11,7 +11,9 @@ import torch
 from torch import Tensor, nn
 
 from gradleak.config import ExperimentConfig
+from gradleak.data import load_dataset
 from gradleak.data.base import ImageDataset
+from gradleak.data.imagefolder import MIN_CLASSES
 from gradleak.data.partition import partition
 from gradleak.fl.adversaries import byzantine_clients
 from gradleak.fl.aggregators import build_aggregator
@@ -30,6 +32,33 @@ def client_parts(config: ExperimentConfig, data: ImageDataset) -> list[Tensor]:
     return partition(
         data.labels, fed.num_clients, config.data.partition, config.seed, min_size=fed.batch_size
     )
+
+
+def by_client(data: ImageDataset, parts: list[Tensor]) -> ImageDataset:
+    """``data`` with every image labelled by the index of the client whose part holds it.
+
+    At least ``MIN_CLASSES`` classes, as for the image folders, so that one client still gets a
+    classifier with gradients; the class names are those of the clients.
+    """
+    labels = torch.empty_like(data.labels)
+    for client, part in enumerate(parts):
+        labels[part] = client
+    names = [f"client {k}" for k in range(len(parts))]
+    return ImageDataset(data.name, data.images, labels, max(MIN_CLASSES, len(parts)), names)
+
+
+def federation_data(config: ExperimentConfig) -> ImageDataset:
+    """The data a federation trains on: the configured data set, relabelled by client when
+    ``data.labels`` is ``client``.
+
+    The relabelling partitions the data set's own labels; ``build_federation`` later partitions
+    the new ones, which gives the same parts because the iid split (the only one allowed with
+    client labels) looks at nothing but the number of images.
+    """
+    data = load_dataset(config.data, config.seed)
+    if config.data.labels == "client":
+        return by_client(data, client_parts(config, data))
+    return data
 
 
 def federation_rules(config: ExperimentConfig, model: nn.Module, device: torch.device) -> FederationRules:

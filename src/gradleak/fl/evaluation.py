@@ -3,6 +3,8 @@
 The test split of the data set is used when the config trains on its train split and the data
 set has one (CIFAR-10's ``test_batch``); otherwise a seeded ``federation.holdout_fraction`` of
 the loaded images is held out before partitioning, so test images never reach a client.
+With ``data.labels: client`` there is no test set: a label names a client of this federation,
+and no image outside the clients' data belongs to one.
 """
 
 from __future__ import annotations
@@ -12,11 +14,17 @@ import torch
 from gradleak.config import ExperimentConfig
 from gradleak.data import load_dataset
 from gradleak.data.base import ImageDataset
-from gradleak.errors import DataError
+from gradleak.errors import ConfigError, DataError
 
 
 def train_and_test(config: ExperimentConfig) -> tuple[ImageDataset, ImageDataset, str]:
     """(training data, test data, where the test data came from)."""
+    if config.data.labels == "client":
+        raise ConfigError(
+            "data.labels=client has no test set to measure accuracy on; train with "
+            "data.labels=dataset (a label names a client here, and no image outside the "
+            "federation belongs to one)"
+        )
     data = load_dataset(config.data, config.seed)
     if config.data.split == "train":
         try:

@@ -56,8 +56,9 @@ def aggregation_of(federation: Federation, uploads: dict[int, Tensor]) -> tuple[
 
 def test_data(config: ExperimentConfig, used: ImageDataset) -> ImageDataset | None:
     """Images the federation never trained on: the data set's images after the ones loaded
-    for the run (same split, same order), or None when there are none."""
-    if config.data.shuffle:
+    for the run (same split, same order), or None when there are none. None with client labels
+    (``data.labels: client``): an image no client holds has no label in that label space."""
+    if config.data.shuffle or config.data.labels == "client":
         return None
     wanted = config.data.model_copy(update={"max_images": len(used) + TEST_IMAGES})
     try:

@@ -19,7 +19,6 @@ from torch import Tensor
 from gradleak.attacks.peer_target import MultiRoundTarget
 from gradleak.attacks.target import AttackTarget
 from gradleak.config import ExperimentConfig
-from gradleak.data import load_dataset
 from gradleak.errors import ConfigError
 from gradleak.experiments.peer_threat import check_peer_threat
 from gradleak.experiments.scenario import (
@@ -29,7 +28,7 @@ from gradleak.experiments.scenario import (
     build_model_for,
     capabilities_of,
 )
-from gradleak.fl.build import build_federation, client_parts, federation_rules
+from gradleak.fl.build import build_federation, client_parts, federation_data, federation_rules
 from gradleak.fl.flatten import ParamLayout
 from gradleak.fl.recording import RecordSpec, ViewContext
 from gradleak.fl.simulation import Federation
@@ -128,7 +127,7 @@ def malicious_peer(config: ExperimentConfig, device: torch.device) -> Scenario:
     check_malicious_threat(config)
     fed, threat = config.federation, config.threat
     ids, victim = malicious_ids(config), threat.victim
-    data = load_dataset(config.data, config.seed)
+    data = federation_data(config)
     model = build_model_for(config, data, device)
     rules = federation_rules(config, model, device)
     shape = RuleShape.of(config.defense.aggregator.name, rules.aggregator, fed.num_clients, len(ids))
