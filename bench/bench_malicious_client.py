@@ -37,10 +37,17 @@ from gradleak.experiments.runner import run_experiment
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "malicious_client.yaml"
 RULES = ["mean", "krum", "multikrum", "median", "trimmed_mean", "bulyan"]
-DP = {
-    "none": "defense.client=[]",
-    "client": "defense.client=[{name: clip_noise, clip_norm: 4.0, noise_multiplier: 0.0005}]",
-}
+DP_SETTINGS = {"none": None, "client": (4.0, 0.0005)}
+"""Client DP per column: (clip norm C, noise multiplier); ``--dp-clip``/``--dp-noise`` change it."""
+
+
+def dp_override(dp: str) -> str:
+    setting = DP_SETTINGS[dp]
+    if setting is None:
+        return "defense.client=[]"
+    clip, noise = setting
+    return f"defense.client=[{{name: clip_noise, clip_norm: {clip}, noise_multiplier: {noise}}}]"
+
 ATTACKERS = {
     "honest": ["threat.attacker=peer", "attack.name=curious_client"],
     "malicious": ["threat.attacker=malicious_peer", "attack.name=malicious_client"],
@@ -62,17 +69,19 @@ HEADER = (
 
 
 def run_cell(
-    dataset: str, rule: str, dp: str, attacker: str, iterations: int, seed: int
+    dataset: str, rule: str, dp: str, attacker: str, iterations: int, seed: int,
+    extra: list[str] | None = None,
 ) -> dict[str, Any]:
     overrides = [
         f"data.name={dataset}",
         f"data.labels={LABELS.get(dataset, 'dataset')}",
         f"defense.aggregator.name={rule}",
-        DP[dp],
+        dp_override(dp),
         "defense.aggregator.beta=0.25",
         f"attack.iterations={iterations}",
         f"seed={seed}",
         *ATTACKERS[attacker],
+        *(extra or []),
     ]
     config = load_config(CONFIG, overrides)
     with tempfile.TemporaryDirectory() as folder:
@@ -86,6 +95,8 @@ def run_cell(
         "labels": config.data.labels,
         "rule": rule,
         "dp": dp,
+        "dp_setting": DP_SETTINGS[dp],
+        "overrides": extra or [],
         "attacker": attacker,
         "seed": seed,
         "iterations": iterations,
@@ -150,7 +161,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--datasets", nargs="+", default=["cifar10", "celeba"])
     parser.add_argument("--rules", nargs="+", default=RULES, choices=RULES)
-    parser.add_argument("--dps", nargs="+", default=list(DP), choices=list(DP))
+    parser.add_argument("--dps", nargs="+", default=list(DP_SETTINGS), choices=list(DP_SETTINGS))
+    parser.add_argument("--dp-clip", type=float, default=DP_SETTINGS["client"][0])
+    parser.add_argument("--dp-noise", type=float, default=DP_SETTINGS["client"][1])
+    parser.add_argument("--set", dest="extra", action="append", default=[],
+                        help="an extra config override for every cell (repeatable)")
     parser.add_argument(
         "--attackers", nargs="+", default=["honest", "malicious"], choices=list(ATTACKERS)
     )
@@ -167,6 +182,8 @@ def main() -> None:
         table(args.table)
         return
     torch.set_num_threads(1)
+    DP_SETTINGS["client"] = (args.dp_clip, args.dp_noise)
+    print(f"client DP: clip {args.dp_clip}, noise multiplier {args.dp_noise}; extra {args.extra}")
     print(f"load {os.getloadavg()[0]:.1f}, iterations {args.iterations}, seed {args.seed}")
     print(HEADER)
     for dataset in args.datasets:
@@ -175,7 +192,7 @@ def main() -> None:
             for dp in args.dps:
                 for attacker in args.attackers:
                     start = time.perf_counter()
-                    row = run_cell(dataset, rule, dp, attacker, args.iterations, args.seed)
+                    row = run_cell(dataset, rule, dp, attacker, args.iterations, args.seed, args.extra)
                     row["wall_s"] = round(time.perf_counter() - start, 1)
                     row["load"] = round(os.getloadavg()[0], 1)
                     if (rule, dp, attacker) == BASE:

@@ -134,6 +134,25 @@ def test_secure_aggregation_leaves_the_peer_attack_intact(data_root: object) -> 
     assert_close(secure.observed_update, plain.observed_update)
 
 
+def test_the_replay_clips_like_the_peers_under_client_dp(data_root: object) -> None:
+    """Client DP's clipping norm is public: replaying the peers' true images with it reproduces
+    the clipped aggregate, while an unclipped replay (the norm is far below the updates') does not."""
+    clip = [{"name": "clip_noise", "clip_norm": 0.05, "noise_multiplier": 0.0}]
+    scenario = curious_peer(peer_config(defense__client=clip), torch.device("cpu"))
+    target, truth = scenario.target, scenario.truth
+    assert target.update_model.clip_norm == pytest.approx(0.05)
+    args = (target.parameters, target.buffers, truth.images, truth.labels, False)
+    observed = torch.cat([v.flatten() for v in target.observed_update.values()])
+
+    def relative_error(replay: dict[str, torch.Tensor]) -> float:
+        flat = torch.cat([replay[k].flatten() for k in target.observed_update])
+        return float((flat - observed).norm() / observed.norm())
+
+    # float32 global models: w_t − w_{t+1} keeps ~4 digits of these small clipped steps
+    assert relative_error(target.update_model(*args)) < 1e-2
+    assert relative_error(replace(target.update_model, clip_norm=None)(*args)) > 1.0
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

@@ -102,7 +102,8 @@ def peer_round_target(
     per_peer = batch_size or protocol.batch_size
     return AttackTarget(
         update_model=UpdateModel(
-            view.model, protocol.schedule, aggregate.num_peers, protocol.train_mode
+            view.model, protocol.schedule, aggregate.num_peers, protocol.train_mode,
+            protocol.clip_norm,
         ),
         parameters=record.parameters,
         buffers=record.buffers,

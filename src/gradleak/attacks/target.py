@@ -18,6 +18,13 @@ from gradleak.fl.views import Capabilities
 from gradleak.models import last_linear_names
 
 
+def clip_update(update: Params, clip_norm: float) -> Params:
+    """``update`` scaled to an L2 norm (over all its tensors) of at most ``clip_norm``."""
+    norm = torch.stack([v.square().sum() for v in update.values()]).sum().sqrt()
+    scale = (clip_norm / norm.clamp_min(1e-12)).clamp(max=1.0)
+    return {k: v * scale for k, v in update.items()}
+
+
 @dataclass(frozen=True)
 class UpdateModel:
     """Replays how ``num_groups`` clients, each with an equal share of the batch, trained
@@ -31,6 +38,9 @@ class UpdateModel:
     schedule: LocalSchedule
     num_groups: int = 1
     train_mode: bool = True
+    clip_norm: float | None = None
+    """Client DP's public clipping norm: each group's update is scaled to at most this L2 norm
+    (over all tensors), as each client clipped its upload; differentiable like the rest."""
 
     def group_updates(
         self,
@@ -42,12 +52,15 @@ class UpdateModel:
     ) -> list[Params]:
         """Each group's pseudo-gradient, replayed from the same weights on its share of the batch."""
         self.model.train(self.train_mode)
-        return [
+        updates = [
             local_update(
                 self.model, params, buffers, images[idx], labels[idx], self.schedule, create_graph
             )[0]
             for idx in torch.arange(images.shape[0]).chunk(self.num_groups)
         ]
+        if self.clip_norm is None:
+            return updates
+        return [clip_update(update, self.clip_norm) for update in updates]
 
     def __call__(
         self,

@@ -41,4 +41,13 @@ def protocol_info(config: ExperimentConfig) -> ProtocolInfo:
         server_lr=fed.server_lr,
         aggregator=config.defense.aggregator.name,
         train_mode=config.model.train_mode,
+        clip_norm=client_clip_norm(config),
     )
+
+
+def client_clip_norm(config: ExperimentConfig) -> float | None:
+    """The clipping norm of the client-side clip-and-noise defence, if one is configured."""
+    for entry in config.defense.client:
+        if entry.name == "clip_noise" and entry.clip_norm is not None:
+            return float(entry.clip_norm)
+    return None

@@ -45,6 +45,9 @@ class ProtocolInfo:
     server_lr: float
     aggregator: str
     train_mode: bool = True
+    clip_norm: float | None = None
+    """Client-side DP's clipping norm, which every client applies to its own upload (None
+    without client DP): a peer's replay of the others' training clips as they do."""
 
 
 @dataclass(frozen=True)

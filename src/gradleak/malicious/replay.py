@@ -23,11 +23,10 @@ from gradleak.fl.functional import Params
 
 @dataclass(frozen=True)
 class RuleReplay(UpdateModel):
-    """``num_groups`` dummy clients' updates, each clipped to ``clip_norm`` when set, combined
+    """``num_groups`` dummy clients' updates (clipped to ``clip_norm`` when set), combined
     by their mean or, when ``rule`` is set, by ``rule`` applied to them stacked above the
     attacker's known ``uploads`` ``(f, d)``."""
 
-    clip_norm: float | None = None
     rule: Aggregator | None = None
     uploads: Tensor | None = None
 
@@ -40,13 +39,8 @@ class RuleReplay(UpdateModel):
         create_graph: bool = True,
     ) -> Params:
         layout = ParamLayout.of(params)
-        rows = []
-        for update in self.group_updates(params, buffers, images, labels, create_graph):
-            flat = layout.flatten(update)
-            if self.clip_norm is not None:
-                flat = flat * (self.clip_norm / flat.norm().clamp_min(1e-12)).clamp(max=1.0)
-            rows.append(flat)
-        stacked = torch.stack(rows)
+        updates = self.group_updates(params, buffers, images, labels, create_graph)
+        stacked = torch.stack([layout.flatten(update) for update in updates])
         return layout.unflatten(self.combine(stacked))
 
     def combine(self, stacked: Tensor) -> Tensor:
