@@ -34,6 +34,7 @@ import gradleak.experiments.peer_threat
 import gradleak.malicious  # noqa: F401 - registers malicious_peer and malicious_client
 from gradleak.config import load_config
 from gradleak.experiments.runner import run_experiment
+from gradleak.malicious.threat import malicious_peer
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "malicious_client.yaml"
 RULES = ["mean", "krum", "multikrum", "median", "trimmed_mean", "bulyan"]
@@ -110,6 +111,42 @@ def run_cell(
     }
 
 
+def stealth_row(rule: str, rounds: int, seed: int) -> dict[str, Any]:
+    """The malicious client acting for ``rounds`` rounds (CIFAR-10, no DP), no inversion: how often
+    its uploads passed the rule, the victim's mean share, and the global model's test accuracy
+    against the same federation without it (accuracy after one round is chance, so the inversion
+    cells above cannot show this)."""
+    config = load_config(CONFIG, [
+        f"defense.aggregator.name={rule}", "defense.aggregator.beta=0.25", f"seed={seed}",
+        f"federation.rounds={rounds}", *ATTACKERS["malicious"],
+    ])
+    start = time.perf_counter()
+    summary = malicious_peer(config, torch.device("cpu")).summary
+    stealth = summary["stealth"]
+    passed = [s.get("malicious_selected", s.get("malicious_in_window")) for s in stealth]
+    return {
+        "rule": rule, "rounds": rounds, "seed": seed,
+        "passed": None if None in passed else sum(passed) / len(passed),
+        "victim_share": sum(s["victim_contribution"] for s in stealth) / len(stealth),
+        "acc_attacked": summary["test_accuracy_attacked"],
+        "acc_honest": summary["test_accuracy_honest"],
+        "acc_drop": summary["accuracy_drop"],
+        "test_images": summary["test_images"],
+        "wall_s": round(time.perf_counter() - start, 1),
+    }
+
+
+def stealth_table(rounds: int, seed: int, rules: list[str]) -> None:
+    print(f"\nStealth over {rounds} rounds (CIFAR-10, no DP, seed {seed}):\n")
+    print("| rule | malicious upload passed | victim share | test acc. with attacker | without | drop (points) | wall s |")
+    print("|---|---|---|---|---|---|---|")
+    for rule in rules:
+        row = stealth_row(rule, rounds, seed)
+        print(f"| {rule} | {fmt(row['passed'], '.2f')} | {row['victim_share']:.2f} | "
+              f"{row['acc_attacked']:.3f} | {row['acc_honest']:.3f} | {100 * row['acc_drop']:+.1f} | "
+              f"{row['wall_s']:.1f} |", flush=True)
+
+
 def fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -177,7 +214,13 @@ def main() -> None:
         default=None,
         help="print the merged markdown table of these JSONL files and exit",
     )
+    parser.add_argument("--stealth-rounds", type=int, default=0,
+                        help="only the stealth table: the attacker acting for this many rounds")
     args = parser.parse_args()
+    if args.stealth_rounds:
+        torch.set_num_threads(1)
+        stealth_table(args.stealth_rounds, args.seed, args.rules)
+        return
     if args.table:
         table(args.table)
         return

@@ -60,12 +60,17 @@ def recover_label_counts(
     update: Params,
     batch_size: int,
     image_shape: tuple[int, int, int],
+    multiplicity: float = 1.0,
 ) -> Tensor:
     """Count-based labels for a batch: count_c ≈ B·(p̄_c − g_c), with p̄ the model's mean
-    prediction estimated on random probes, then rounded so the counts sum to B."""
+    prediction estimated on random probes, then rounded so the counts sum to B.
+
+    ``multiplicity``: how many mean gradients the update holds (τ local steps add up τ of them,
+    see ``LocalSchedule.gradient_multiplicity``); the signal is divided by it, else a FedAvg
+    update would count every label τ times over."""
     _, bias_name = last_linear(model)
     mean_prob, mean_feature = _expected_probabilities(model, params, buffers, image_shape)
-    signal = class_signal(model, update).to(mean_prob)
+    signal = class_signal(model, update).to(mean_prob) / multiplicity
     if bias_name is None or bias_name not in update:
         signal = signal / mean_feature.clamp_min(1e-12)
     estimate = (batch_size * (mean_prob - signal)).clamp_min(0)
@@ -87,11 +92,14 @@ def recover_labels(
     update: Params,
     batch_size: int,
     image_shape: tuple[int, int, int],
+    multiplicity: float = 1.0,
 ) -> Tensor:
     """iDLG for one image, count-based for a batch."""
     if batch_size == 1:
         return recover_single_label(model, update)
-    return recover_label_counts(model, params, buffers, update, batch_size, image_shape)
+    return recover_label_counts(
+        model, params, buffers, update, batch_size, image_shape, multiplicity
+    )
 
 
 def resolve_labels(mode: str, target: AttackTarget) -> Tensor:
@@ -108,4 +116,5 @@ def resolve_labels(mode: str, target: AttackTarget) -> Tensor:
         target.observed_update,
         target.num_images,
         target.image_shape,
+        target.update_model.schedule.gradient_multiplicity(),
     )

@@ -66,6 +66,12 @@ class LocalSchedule:
     batch_size: int | None = None
     momentum: float = 0.0
 
+    def gradient_multiplicity(self) -> float:
+        """How many mean batch gradients the pseudo-gradient adds up when the gradient stays
+        constant: τ for plain SGD, Σ_s Σ_{j≤s} μ^j with momentum μ (minibatches cover the batch
+        evenly, so each step's mean gradient is the batch's in expectation)."""
+        return float(sum(sum(self.momentum**j for j in range(s + 1)) for s in range(self.steps)))
+
     def minibatches(self, num_samples: int) -> list[slice]:
         """The slices of the client's batch used at each local step, in order (epochs cycle)."""
         size = self.batch_size or num_samples
