@@ -78,15 +78,26 @@ def results(
         typer.Option("--where", help="Keep runs with key.path=value (repeatable; also status=)."),
     ] = None,
     sweep_name: SweepNameOption = None,
+    relative_to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--relative-to",
+            help="Add ΔPSNR %/ΔSSIM % against each run's baseline: the run with key.path=value "
+            "(repeatable) that agrees on every other varying key.",
+        ),
+    ] = None,
 ) -> None:
     """Print the runs of a results store, filtered on config keys."""
-    from gradleak.experiments.report import FORMATS, load_runs, select
+    from gradleak.experiments.report import FORMATS, load_runs, relative_changes, select
     from gradleak.experiments.store import ResultStore
 
     formatter = FORMATS.get(format_)
     with ResultStore.open_existing(store) as opened:
-        runs = select(load_runs(opened, sweep_name), where or [])
-    sys.stdout.write(formatter(runs))
+        loaded = load_runs(opened, sweep_name)
+    runs = select(loaded, where or [])
+    # Baselines are looked for among all loaded runs, so --where may hide them from the table.
+    relative = relative_changes(runs, relative_to, pool=loaded) if relative_to else None
+    sys.stdout.write(formatter(runs, relative))
 
 
 @app.command()
