@@ -16,10 +16,12 @@ previous stage's images (area-downsampled to its latent) and matches again at a 
 with the lr divided by ``refine_lr_divisor``; each stage runs ``iterations`` steps. On 1 peer ×
 4 images (lenet_dlg, FedAvg τ = 3) this took 15.2 dB at s = 4 to 16.9 dB at s = 1.
 
-Total variation (default weight 0.02, relative to the normalised matching loss): the paper's
-code has none, but on 3 peers × 4 images many images fit the aggregate as well as the truth
-(the features of DLG's sigmoid LeNet barely depend on the image), and TV picks the smooth ones:
-12.0 dB without it, 14.4–14.7 dB with weights 0.01–0.03 (``bench/bench_curious_client.py``).
+Total variation: none by default, as in the paper's code, but the configs set
+``attack.tv_weight: 0.02`` (relative to the normalised matching loss). On 3 peers × 4 images many
+images fit the aggregate as well as the truth (the features of DLG's sigmoid LeNet barely depend
+on the image), and TV picks the smooth ones: 12.0 dB without it, 14.4–14.8 dB with weights
+0.01–0.03 (``bench/bench_curious_client.py``). On one image, whose update pins it down, the same
+weight over-smooths (a 1-image FedSGD test drops from above 11 dB to 9.4 dB), hence no default.
 """
 
 from __future__ import annotations
@@ -133,7 +135,7 @@ class CuriousClient(Attack):
     name = "curious_client"
     Options = CuriousClientOptions
     options: CuriousClientOptions
-    defaults: ClassVar[dict[str, Any]] = {"lr": 0.1, "tv_weight": 0.02}
+    defaults: ClassVar[dict[str, Any]] = {"lr": 0.1, "tv_weight": 0.0}
 
     def __init__(self, config: AttackConfig) -> None:
         super().__init__(config)
