@@ -132,3 +132,13 @@ def test_report_loads_in_headless_chromium(store: Path, tmp_path: Path) -> None:
     with Image.open(shot) as image:
         assert image.size == (1280, 2000)
         assert len(image.convert("L").getcolors(maxcolors=1 << 16) or range(1 << 16)) > 50
+
+
+def test_components_read_as_written_in_table_cells() -> None:
+    from gradleak.experiments.report import format_component
+
+    dp = {"name": "clip_noise", "clip_norm": 4.0, "noise_multiplier": 0.0005, "delta": None}
+    assert format_component([dp]) == "clip_noise(clip_norm=4, noise_multiplier=0.0005)"
+    assert format_component([dp, {"name": "topk", "fraction": 0.1}]).endswith(" + topk(fraction=0.1)")
+    assert format_component([]) == "[]"
+    assert format_component(0.123456) == "0.1235"

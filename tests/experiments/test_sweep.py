@@ -57,6 +57,27 @@ def test_grid_zip_and_set_expand_to_every_combination(tmp_path: Path) -> None:
     assert len({r.id for r in sweep.runs}) == len(sweep.runs)
 
 
+def test_a_tied_grid_axis_sets_its_keys_together(tmp_path: Path) -> None:
+    path = write_sweep(
+        tmp_path,
+        {"grid": {"data.name+data.labels": [["cifar10", "dataset"], ["celeba", "client"]],
+                  "seed": [0, 1]}},
+    )
+    runs = load_sweep(path).runs
+    assert len(runs) == 4
+    assert {(r.config.data.name, r.config.data.labels) for r in runs} == {
+        ("cifar10", "dataset"), ("celeba", "client")
+    }
+    assert all(set(r.params) == {"data.name", "data.labels", "seed"} for r in runs)
+
+
+def test_the_malicious_client_sweep_labels_faces_by_client() -> None:
+    sweep = load_sweep(Path(__file__).parents[2] / "configs" / "malicious_client_sweep.yaml")
+    assert len(sweep.runs) == 2 * 6 * 2 * 2
+    labels = {r.config.data.name: r.config.data.labels for r in sweep.runs}
+    assert labels == {"cifar10": "dataset", "celeba": "client"}
+
+
 def test_ids_depend_on_the_resolved_config_only(tmp_path: Path) -> None:
     one = write_sweep(tmp_path, {"grid": {"seed": [0, 1], "federation.batch_size": [1, 2]}})
     ids = {(r.config.seed, r.config.federation.batch_size): r.id for r in load_sweep(one).runs}
@@ -82,6 +103,7 @@ def test_ids_depend_on_the_resolved_config_only(tmp_path: Path) -> None:
         ({"grid": {"seed": [1, 1]}}, "same experiment"),
         ({"grid": {"seed": [1]}, "set": {"seed": 2}}, "more than one"),
         ({"grids": {"seed": [1]}}, "unknown key 'grids'"),
+        ({"grid": {"seed+attack.lr": [[0, 0.1], [1]]}}, "ties 2 keys"),
     ],
 )
 def test_bad_sweeps_fail_before_running(tmp_path: Path, spec: dict[str, Any], message: str) -> None:

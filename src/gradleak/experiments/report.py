@@ -223,6 +223,18 @@ def format_cell(value: Any) -> str:
     return str(value)
 
 
+def format_component(value: Any) -> str:
+    """A table cell in which config components read as they are written, ``name(key=value)``
+    with unset fields left out (``clip_noise(clip_norm=4.0, noise_multiplier=0.0005)``), rather
+    than as JSON that wraps over ten lines; ``[]`` stays ``[]``. Other values: ``format_cell``."""
+    if isinstance(value, dict) and isinstance(value.get("name"), str):
+        fields = ", ".join(f"{k}={format_cell(v)}" for k, v in value.items() if k != "name" and v is not None)
+        return f"{value['name']}({fields})"
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return " + ".join(format_component(v) for v in value)
+    return format_cell(value)
+
+
 def format_change(value: float | None) -> str:
     """A relative change as a table cell: ``+12.3``, ``-4.0``, ``+0.0``; ``-`` for none."""
     return "-" if value is None else f"{value:+.1f}"
@@ -271,7 +283,7 @@ def format_table(runs: list[StoredRun], relative: list[Relative] | None = None) 
     rich_table = Table(*table.columns, title=f"{len(runs)} runs")
     for row in table.rows:
         rich_table.add_row(
-            *(format_change(v) if i in changes else format_cell(v) for i, v in enumerate(row))
+            *(format_change(v) if i in changes else format_component(v) for i, v in enumerate(row))
         )
     console = Console(record=True, width=200, file=io.StringIO())
     console.print(rich_table)

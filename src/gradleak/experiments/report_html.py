@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 
 from gradleak.experiments.report import (
     flatten,
-    format_cell,
+    format_component,
     load_runs,
     results_table,
     varying_keys,
@@ -64,7 +64,7 @@ document.body.dataset.ready = "yes";
 
 
 def _cell(value: Any) -> str:
-    return html.escape(format_cell(value))
+    return html.escape(format_component(value))
 
 
 def _table(runs: list[StoredRun]) -> str:

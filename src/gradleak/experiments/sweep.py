@@ -1,8 +1,8 @@
 """Sweep files: a base config plus a grid, zipped lists and fixed settings, expanded into runs.
 
 A sweep file is YAML with the keys ``base`` (a config file, relative to the sweep file or
-absolute), ``grid`` (key path -> list, every combination), ``zip`` (key path -> lists of equal
-length, taken together), ``set`` (key path -> value, for every run) and an optional ``name``.
+absolute), ``grid`` (key path -> list, every combination; ``a.b+c.d`` ties several keys into one
+axis whose values are lists), ``zip`` (key path -> lists of equal length, taken together), ``set`` (key path -> value, for every run) and an optional ``name``.
 
 Every run is validated here, before anything runs, so that a typo in cell 37 of a grid fails
 the whole sweep in a second rather than overnight. A run's id is a hash of its validated, fully
@@ -98,8 +98,28 @@ def _cells(grid: dict[str, list[Any]], zipped: dict[str, list[Any]]) -> list[dic
         detail = ", ".join(f"{key} has {len(values)}" for key, values in zipped.items())
         raise ConfigError(f"sweep zip lists must have equal lengths ({detail})")
     zip_rows = [dict(zip(zipped, row, strict=True)) for row in zip(*zipped.values(), strict=True)]
-    grid_rows = [dict(zip(grid, row, strict=True)) for row in itertools.product(*grid.values())]
+    grid_rows = [
+        _untie(dict(zip(grid, row, strict=True))) for row in itertools.product(*grid.values())
+    ]
     return [{**g, **z} for g in grid_rows for z in (zip_rows or [{}])]
+
+
+def _untie(cell: dict[str, Any]) -> dict[str, Any]:
+    """Split tied grid axes: ``a.b+c.d: [[1, x], [2, y]]`` is one axis whose values set both
+    keys together (a data set and the labels it needs), so the grid does not cross them."""
+    out: dict[str, Any] = {}
+    for key, value in cell.items():
+        if "+" not in key:
+            out[key] = value
+            continue
+        keys = key.split("+")
+        if not isinstance(value, list) or len(value) != len(keys):
+            raise ConfigError(
+                f"sweep grid axis {key!r} ties {len(keys)} keys, so each of its values must be a "
+                f"list of {len(keys)}, got {value!r}"
+            )
+        out.update(zip(keys, value, strict=True))
+    return out
 
 
 def expand(
