@@ -19,8 +19,8 @@ with the lr divided by ``refine_lr_divisor``; each stage runs ``iterations`` ste
 Total variation: none by default, as in the paper's code, but the configs set
 ``attack.tv_weight: 0.02`` (relative to the normalised matching loss). On 3 peers × 4 images many
 images fit the aggregate as well as the truth (the features of DLG's sigmoid LeNet barely depend
-on the image), and TV picks the smooth ones: 12.0 dB without it, 14.4–14.8 dB with weights
-0.01–0.03 (``bench/bench_curious_client.py``). On one image, whose update pins it down, the same
+on the image), and TV picks the smooth ones: 12.0 dB without it, 14.8 dB with 0.02
+(``bench/bench_curious_client.py``, ``bench/diagnose_curious_client.py``). On one image, whose update pins it down, the same
 weight over-smooths (a 1-image FedSGD test drops from above 11 dB to 9.4 dB), hence no default.
 """
 
