@@ -90,6 +90,10 @@ def main() -> None:
         "--scaling-iterations", type=int, default=None,
         help="Iterations per stage for the dilution and rounds rows (default: --iterations).",
     )
+    parser.add_argument(
+        "--rows", nargs="+", default=None,
+        help="Only the rows whose name contains one of these strings (e.g. '1 peer').",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(
@@ -98,7 +102,9 @@ def main() -> None:
     )
     rows: list[tuple[str, dict[str, object]]] = []
 
-    def add(name: str, config: ExperimentConfig, iterations: int | None = None) -> torch.Tensor:
+    def add(name: str, config: ExperimentConfig, iterations: int | None = None) -> torch.Tensor | None:
+        if args.rows and not any(part in name for part in args.rows):
+            return None
         row, images = run_row(config, iterations or args.iterations)
         rows.append((name, row))
         print(name, {k: fmt(v) for k, v in row.items()}, flush=True)
@@ -107,6 +113,7 @@ def main() -> None:
     base = scenario_config(4, 1, "given")
     raw = add("4 clients × 4, given labels", base)
     add("4 clients × 4, recovered labels", scenario_config(4, 1, "recovered"))
+    add("2 clients × 4 (1 peer), given labels", scenario_config(2, 1, "given"))
     if not args.quick:
         it = args.scaling_iterations
         add("8 clients × 4, given labels", scenario_config(8, 1, "given"), it)
@@ -116,7 +123,7 @@ def main() -> None:
     prior = args.prior
     if prior is None and args.prior_steps:
         prior = train_prior(args.prior_steps, Path(tempfile.mkdtemp()) / "ddpm")
-    if prior is not None:
+    if prior is not None and raw is not None:
         truth = curious_peer(base, torch.device("cpu")).truth
         for method, strength in (("sdedit", 0.2), ("ddrm", 0.4)):
             start = time.perf_counter()
