@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from gradleak.config import ExperimentConfig
+from gradleak.config import ClientDefenseConfig, ExperimentConfig
 from gradleak.fl.functional import LocalSchedule
 from gradleak.fl.views import ProtocolInfo
 
@@ -45,9 +45,15 @@ def protocol_info(config: ExperimentConfig) -> ProtocolInfo:
     )
 
 
-def client_clip_norm(config: ExperimentConfig) -> float | None:
-    """The clipping norm of the client-side clip-and-noise defence, if one is configured."""
+def client_clip_noise(config: ExperimentConfig) -> ClientDefenseConfig | None:
+    """The client-side clip-and-noise defence with its clipping norm, if one is configured:
+    public, since every client applies it to its own upload."""
     for entry in config.defense.client:
         if entry.name == "clip_noise" and entry.clip_norm is not None:
-            return float(entry.clip_norm)
+            return entry
     return None
+
+
+def client_clip_norm(config: ExperimentConfig) -> float | None:
+    entry = client_clip_noise(config)
+    return None if entry is None or entry.clip_norm is None else float(entry.clip_norm)

@@ -30,6 +30,7 @@ from gradleak.experiments.scenario import (
 )
 from gradleak.fl.build import build_federation, client_parts, federation_data, federation_rules
 from gradleak.fl.flatten import ParamLayout
+from gradleak.fl.protocol import client_clip_noise
 from gradleak.fl.recording import RecordSpec, ViewContext
 from gradleak.fl.simulation import Federation
 from gradleak.malicious.client import ClientDP, MaliciousClient
@@ -80,10 +81,10 @@ def check_malicious_threat(config: ExperimentConfig) -> None:
 
 def client_dp(config: ExperimentConfig) -> ClientDP | None:
     """The honest clients' clip-and-noise defence, which every client knows."""
-    for entry in config.defense.client:
-        if entry.name == "clip_noise" and entry.clip_norm is not None:
-            return ClientDP(entry.clip_norm, (entry.noise_multiplier or 0.0) * entry.clip_norm)
-    return None
+    entry = client_clip_noise(config)
+    if entry is None or entry.clip_norm is None:
+        return None
+    return ClientDP(entry.clip_norm, (entry.noise_multiplier or 0.0) * entry.clip_norm)
 
 
 def exposed_clients(revealed: Revealed, shape: RuleShape, honest: list[int], victim: int,
