@@ -208,6 +208,37 @@ def table(paths: list[Path]) -> None:
         )
 
 
+def spread(values: torch.Tensor) -> float:
+    return float(values.std()) if len(values) > 1 else 0.0
+
+
+def seed_summary(paths: list[Path]) -> None:
+    """Per data set and cell, the mean over the seeds found in the JSONL files, the seeds'
+    spread, and how often the victim was the whole aggregate (the steering worked)."""
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for path in paths:
+        for text in path.read_text().splitlines():
+            if text.strip():
+                row = json.loads(text)
+                rows[(row["dataset"], row["rule"], row["dp"], row["attacker"], row["seed"])] = row
+    cells: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for key, row in sorted(rows.items()):
+        cells.setdefault(key[:4], []).append(row)
+    print("| data | rule | DP | attacker | seeds | PSNR mean ± sd | SSIM mean ± sd | victim alone "
+          "| PSNR / SSIM when alone |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (dataset, rule, dp, attacker), group in cells.items():
+        psnr = torch.tensor([r["psnr"] for r in group])
+        ssim = torch.tensor([r["ssim"] for r in group])
+        won = [r for r in group if r.get("victim_share") == 1.0]
+        alone = len(won)
+        when = (f"{sum(r['psnr'] for r in won) / alone:.2f} / {sum(r['ssim'] for r in won) / alone:.3f}"
+                if alone else "-")
+        print(f"| {dataset} | {rule} | {dp} | {attacker} | {len(group)} | {float(psnr.mean()):.2f} ± "
+              f"{spread(psnr):.2f} | {float(ssim.mean()):.3f} ± {spread(ssim):.3f} | "
+              f"{alone if rule != 'mean' else '-'} of {len(group)} | {when} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=100)
@@ -234,7 +265,12 @@ def main() -> None:
                         help="only the stealth table: the attacker acting for this many rounds")
     parser.add_argument("--stealth-seeds", type=int, default=3,
                         help="seeds averaged in the stealth table (from --seed on)")
+    parser.add_argument("--seed-summary", type=Path, nargs="+", default=None,
+                        help="print means over seeds of these JSONL files and exit")
     args = parser.parse_args()
+    if args.seed_summary:
+        seed_summary(args.seed_summary)
+        return
     if args.stealth_rounds:
         torch.set_num_threads(1)
         for dataset in args.datasets:
