@@ -14,7 +14,9 @@ inside the window, the accuracy drop, seeds and wall times.
         --attackers malicious --jsonl bench/results/malicious_client.jsonl
     .venv/bin/python bench/bench_malicious_client.py --table bench/results/malicious_client.jsonl
 
-Attacker ``malicious-joint`` is the malicious client with ``threat.strategy=joint``.
+Attacker ``malicious-joint`` is the malicious client with ``threat.strategy=joint``;
+``malicious-await`` keeps steering Krum for up to 30 rounds and attacks the first round whose
+exposed update carries the victim's labels (``threat.await_victim``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ def dp_override(dp: str) -> str:
 ATTACKERS = {
     "honest": ["threat.attacker=peer", "attack.name=curious_client"],
     "malicious": ["threat.attacker=malicious_peer", "attack.name=malicious_client"],
+    "malicious-await": [
+        "threat.attacker=malicious_peer",
+        "attack.name=malicious_client",
+        "threat.await_victim=true",
+        "federation.rounds=30",
+    ],
     "malicious-joint": [
         "threat.attacker=malicious_peer",
         "attack.name=malicious_client",
@@ -89,7 +97,8 @@ def run_cell(
         metrics = run_experiment(config, Path(folder))
     scenario = metrics["scenario"]
     stealth = scenario.get("stealth", [{}])
-    first = stealth[0]
+    attacked = scenario.get("observed_rounds", [0])[0]  # await_victim attacks a later round
+    first = next((s for s in stealth if s.get("round") == attacked), stealth[0])
     passed = [s.get("malicious_selected", s.get("malicious_in_window")) for s in stealth]
     return {
         "dataset": dataset,

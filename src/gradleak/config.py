@@ -175,6 +175,10 @@ class ThreatConfig(Section):
     strategy: str = "auto"
     """``malicious_peer``: a ``gradleak.malicious.strategies`` name; auto picks one for the rule."""
     strategy_options: dict[str, Any] = Field(default_factory=dict)
+    await_victim: bool = False
+    """``malicious_peer`` under Krum: keep steering from ``round`` to ``federation.rounds`` and
+    attack the first round whose exposed update carries the victim's labels (one upload can
+    steer Krum only when the victim is nearly central, so a single round often fails)."""
 
 
 class AttackConfig(Section):

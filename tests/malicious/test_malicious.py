@@ -81,6 +81,7 @@ def test_analysis_matches_closed_forms() -> None:
         (["defense.aggregator.name=mean", "threat.strategy=selection_steering"], "does not apply"),
         (["threat.knows_labels=false", "attack.labels=recovered"], "knows_labels"),
         (["threat.strategy=nonsense"], "unknown malicious strategy"),
+        (["defense.aggregator.name=median", "threat.await_victim=true"], "await_victim needs"),
     ],
 )
 def test_bad_inputs_are_config_errors(overrides: list[str], message: str) -> None:
@@ -123,3 +124,17 @@ def test_joint_passes_the_rule_in_most_rounds(data_root: Path, rule: str, passed
     stealth = scenario.summary["stealth"]
     assert scenario.summary["strategy"] == "joint" and len(stealth) == 2
     assert all(passed(s) for s in stealth)
+
+
+def test_awaiting_the_victim_attacks_a_round_that_exposed_it(data_root: Path) -> None:
+    """Faces labelled by client, seed 1: Krum exposes the victim in most rounds, and the
+    attacker's belief (the exposed update's counted labels are the victim's) is never wrong."""
+    config = load_config(CONFIG, ["data.name=celeba", "data.labels=client", "seed=1",
+                                  "federation.rounds=3", "threat.await_victim=true"])
+    summary = malicious_peer(config, torch.device("cpu")).summary
+    stealth = summary["stealth"]
+    assert summary["awaited_round"] is not None
+    assert summary["observed_rounds"] == [summary["awaited_round"]]
+    assert stealth[summary["awaited_round"]]["victim_selected"]
+    for entry in stealth:
+        assert not entry["attacker_sees_victim"] or entry["victim_selected"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from gradleak.attacks.labels import recover_labels
 from gradleak.fl.adversaries import ByzantineContext
 from gradleak.fl.defenses_dp import clip_to_norm
 from gradleak.fl.flatten import ParamLayout
@@ -23,6 +24,7 @@ from gradleak.fl.functional import LocalSchedule, Params, local_update
 from gradleak.fl.views import RoundRecord
 from gradleak.malicious.replay import RuleReplay
 from gradleak.malicious.strategies import Estimate, Plan, Revealed, RuleShape, Strategy
+from gradleak.metrics.labels import label_accuracy
 
 Batch = tuple[Tensor, Tensor]
 
@@ -77,6 +79,23 @@ class MaliciousClient:
         step = self.server_lr * self.schedule.lr
         aggregate = (layout.flatten(record.parameters) - layout.flatten(record.next_parameters)) / step
         return self.strategy.reveal(self.rule, aggregate, self.plans[record.round])
+
+    def victim_exposed(self, record: RoundRecord) -> bool | None:
+        """Whether round ``record.round`` exposed the victim's update alone, as the attacker
+        can tell: the exposed update is one client's, and the labels counted from its last
+        layer are the victim's (which the threat grants), all of them. None when
+        the rule does not expose one client or the victim's labels are unknown."""
+        revealed = self.revealed(record)
+        victim_labels = self.victim_labels(record.round)
+        if revealed.groups != 1 or revealed.rule is not None or victim_labels is None:
+            return None
+        layout = ParamLayout.of(record.parameters)
+        counted = recover_labels(
+            self.model, record.parameters, record.buffers, layout.unflatten(revealed.update),
+            len(victim_labels), tuple(self.own_batch(record.round)[0].shape[1:]),  # type: ignore[arg-type]
+            self.schedule.gradient_multiplicity(),
+        )
+        return label_accuracy(counted.cpu(), victim_labels.cpu()) == 1.0
 
     def _plan(self, context: ByzantineContext) -> Plan:
         estimate = self._estimate(context)

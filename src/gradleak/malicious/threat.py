@@ -12,6 +12,7 @@ stealth report and the accuracy with and without the attacker go to ``scenario.s
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -69,6 +70,9 @@ def check_malicious_threat(config: ExperimentConfig) -> None:
                           "federation.clients_per_round")
     if any(k in ids for byz in fed.byzantine for k in byz.clients):
         raise ConfigError(f"federation.byzantine already replaces some of the malicious clients {ids}")
+    if threat.await_victim and rule != "krum":
+        raise ConfigError(f"threat.await_victim needs defense.aggregator.name=krum (got {rule}): only "
+                          "Krum exposes one client's update whole")
     if config.defense.secure_aggregation and rule != "mean":
         raise ConfigError("secure aggregation runs only under the mean")
     build_strategy(threat.strategy, rule, threat.strategy_options)
@@ -122,6 +126,19 @@ def build_target(federation: Federation, client: MaliciousClient, rounds: list[i
     return MultiRoundTarget(**first.__dict__, later_rounds=tuple(targets[1:])), exposures
 
 
+def awaited_round(federation: Federation, client: MaliciousClient, rounds: list[int],
+                  stealth: list[dict[str, Any]]) -> tuple[list[int], dict[str, Any]]:
+    """``threat.await_victim``: the first round the attacker believes exposed the victim alone
+    (its belief per round goes into ``stealth``), or the first round when none did."""
+    records = {r.round: r for r in federation.peer_view(client.clients[0]).rounds}
+    beliefs = {t: client.victim_exposed(records[t]) for t in rounds}
+    for entry in stealth:
+        entry["attacker_sees_victim"] = beliefs[entry["round"]]
+    found = [t for t in rounds if beliefs[t]]
+    attacked = found[0] if found else rounds[0]
+    return [attacked], {"awaited_round": attacked if found else None}
+
+
 @THREATS.register("malicious_peer")
 def malicious_peer(config: ExperimentConfig, device: torch.device) -> Scenario:
     """Run the federation with the malicious colluders, then build the attacker's target."""
@@ -152,18 +169,22 @@ def malicious_peer(config: ExperimentConfig, device: torch.device) -> Scenario:
                             RecordSpec.of(peers=[ids[0]]))
     federation.run_until(0)
     rounds = list(range(threat.round, fed.rounds))
-    stealth, selected = [], []
+    stealth: list[dict[str, Any]] = []
+    selected: dict[int, list[int]] = {}
     for _ in range(fed.rounds):
         outcome = federation.run_round()
         if outcome.round in rounds:
             uploads = {u.client_id: federation.layout.flatten(u.update) for u in outcome.uploads}
             result, order = aggregation_of(federation, uploads)
             stealth.append({"round": outcome.round, **round_stealth(result, order, ids, victim)})
-            if outcome.round == rounds[0]:
-                selected = [] if result.selected is None else [order[i] for i in result.selected.tolist()]
+            chosen = [] if result.selected is None else result.selected.tolist()
+            selected[outcome.round] = [order[i] for i in chosen]
+    awaited: dict[str, Any] = {}
+    if threat.await_victim:
+        rounds, awaited = awaited_round(federation, client, rounds, stealth)
     target, exposures = build_target(federation, client, rounds, dp)
     honest = [k for k in range(fed.num_clients) if k not in ids]
-    truth_clients = exposed_clients(exposures[0], shape, honest, victim, selected)
+    truth_clients = exposed_clients(exposures[0], shape, honest, victim, selected[rounds[0]])
     batches = [federation.batch_of(rounds[0], k) for k in truth_clients]
     truth = GroundTruth(torch.cat([b[0] for b in batches]).to(device), torch.cat([b[1] for b in batches]).to(device))
     if target.capabilities.knows_labels:
@@ -173,7 +194,7 @@ def malicious_peer(config: ExperimentConfig, device: torch.device) -> Scenario:
     summary = {
         "attacker": "malicious_peer", "malicious_clients": ids, "victim": victim,
         "strategy": strategy_name(threat.strategy, shape.name), "observed_rounds": rounds,
-        "scored_clients": truth_clients, "stealth": stealth,
+        "scored_clients": truth_clients, "stealth": stealth, **awaited,
         **accuracy_report(federation, honest_run, test_data(config, data)),
         **target.description,
     }
