@@ -115,6 +115,9 @@ def run_cell(
         "scored": metrics["num_scored_images"],
         "wall_s": metrics["wall_seconds"],
         "victim_share": first.get("victim_contribution"),
+        "wrong_beliefs": sum(bool(s.get("attacker_sees_victim")) and not s.get("victim_selected")
+                             for s in stealth),
+        "belief_rounds": sum(s.get("attacker_sees_victim") is not None for s in stealth),
         "mal_selected": None if None in passed else sum(passed) / len(passed),
         "acc_drop": scenario.get("accuracy_drop"),
     }
@@ -234,18 +237,20 @@ def seed_summary(paths: list[Path]) -> None:
     for key, row in sorted(rows.items()):
         cells.setdefault(key[:4], []).append(row)
     print("| data | rule | DP | attacker | seeds | PSNR mean ± sd | SSIM mean ± sd | victim alone "
-          "| PSNR / SSIM when alone |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| PSNR / SSIM when alone | wrong beliefs / rounds |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for (dataset, rule, dp, attacker), group in cells.items():
         psnr = torch.tensor([r["psnr"] for r in group])
         ssim = torch.tensor([r["ssim"] for r in group])
+        judged = sum(r.get("belief_rounds", 0) for r in group)
+        beliefs = f"{sum(r.get('wrong_beliefs', 0) for r in group)} / {judged}" if judged else "-"
         won = [r for r in group if r.get("victim_share") == 1.0]
         alone = len(won)
         when = (f"{sum(r['psnr'] for r in won) / alone:.2f} / {sum(r['ssim'] for r in won) / alone:.3f}"
                 if alone else "-")
         print(f"| {dataset} | {rule} | {dp} | {attacker} | {len(group)} | {float(psnr.mean()):.2f} ± "
               f"{spread(psnr):.2f} | {float(ssim.mean()):.3f} ± {spread(ssim):.3f} | "
-              f"{alone if rule != 'mean' else '-'} of {len(group)} | {when} |")
+              f"{alone if rule != 'mean' else '-'} of {len(group)} | {when} | {beliefs} |")
 
 
 def main() -> None:
