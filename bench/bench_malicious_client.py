@@ -193,15 +193,21 @@ def line(row: dict[str, Any], base: dict[str, Any] | None) -> str:
     )
 
 
-def table(paths: list[Path]) -> None:
-    """Merge JSONL rows (a later row replaces an earlier one of the same cell) and print them as
-    markdown, relative changes against each data set's mean / no DP / honest row."""
+def load_rows(paths: list[Path]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """JSONL rows by (data set, rule, DP, attacker, seed); a later row replaces an earlier one."""
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for path in paths:
         for text in path.read_text().splitlines():
             if text.strip():
                 row = json.loads(text)
                 rows[(row["dataset"], row["rule"], row["dp"], row["attacker"], row["seed"])] = row
+    return rows
+
+
+def table(paths: list[Path]) -> None:
+    """Merge JSONL rows (a later row replaces an earlier one of the same cell) and print them as
+    markdown, relative changes against each data set's mean / no DP / honest row."""
+    rows = load_rows(paths)
     order = {r: i for i, r in enumerate(RULES)}
     print(
         "| data | rule | DP | attacker | PSNR | SSIM | ΔPSNR % | ΔSSIM % | scored | victim share "
@@ -227,12 +233,7 @@ def spread(values: torch.Tensor) -> float:
 def seed_summary(paths: list[Path]) -> None:
     """Per data set and cell, the mean over the seeds found in the JSONL files, the seeds'
     spread, and how often the victim was the whole aggregate (the steering worked)."""
-    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for path in paths:
-        for text in path.read_text().splitlines():
-            if text.strip():
-                row = json.loads(text)
-                rows[(row["dataset"], row["rule"], row["dp"], row["attacker"], row["seed"])] = row
+    rows = load_rows(paths)
     cells: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for key, row in sorted(rows.items()):
         cells.setdefault(key[:4], []).append(row)
