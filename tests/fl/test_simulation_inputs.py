@@ -62,16 +62,21 @@ def test_a_partition_leaving_a_client_without_a_batch_is_refused() -> None:
         federation_for(config_with("federation.num_clients=20"))
 
 
-def test_train_writes_accuracy_per_round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def run_train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, override: str) -> dict:
+    """``gradleak train`` on the samples config with one ``--set``; its metrics.json."""
     config = tmp_path / "train.yaml"
     config.write_text(yaml.safe_dump(SAMPLES))
     out = tmp_path / "out"
     monkeypatch.setattr(sys, "argv", ["gradleak", "train", str(config), "--output", str(out),
-                                      "--set", "federation.rounds=2"])
+                                      "--set", override])
     with pytest.raises(SystemExit) as exit_info:
         cli.main()
     assert exit_info.value.code == 0
-    metrics = yaml.safe_load((out / "metrics.json").read_text())
+    return yaml.safe_load((out / "metrics.json").read_text())
+
+
+def test_train_writes_accuracy_per_round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    metrics = run_train(tmp_path, monkeypatch, "federation.rounds=2")
     assert len(metrics["test_accuracy"]) == 2 and metrics["epsilon"] is None
 
 
@@ -107,15 +112,7 @@ def _samples(config: ExperimentConfig) -> ImageDataset:
 def test_dp_sgd_training_reports_a_sample_level_epsilon(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = tmp_path / "train.yaml"
-    config.write_text(yaml.safe_dump(SAMPLES))
-    out = tmp_path / "out"
-    monkeypatch.setattr(sys, "argv", ["gradleak", "train", str(config), "--output", str(out),
-                                      "--set", "defense.dp_sgd={noise_multiplier: 1.0}"])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    assert exit_info.value.code == 0
-    metrics = yaml.safe_load((out / "metrics.json").read_text())
+    metrics = run_train(tmp_path, monkeypatch, "defense.dp_sgd={noise_multiplier: 1.0}")
     assert metrics["epsilon"] > 0 and metrics["epsilon_unit"] == "sample"
 
 
