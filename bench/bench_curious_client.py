@@ -1,7 +1,8 @@
 """Figures of the curious-client attack (issue 5), printed as a Markdown table.
 
 Rows: 4 clients × 4 CIFAR-10 images (32², the config's LeNet, FedAvg τ = 3) with given and recovered labels;
-dilution with 8 and 16 clients; 1, 2 and 4 observed rounds; and, when a prior is given or
+dilution with 8 and 16 clients; 1, 2 and 4 observed rounds (at ``--scaling-iterations``, with a
+4 × 4 row at that budget to compare them with); and, when a prior is given or
 trained here (``--prior-steps``), the same 4×4 reconstruction refined by it (sdedit and ddrm).
 Each row reports matched PSNR/SSIM on the peers' images only, label accuracy, and wall time per
 reconstruction. Run: ``python bench/bench_curious_client.py [--iterations N] [--prior DIR]``.
@@ -28,7 +29,9 @@ from gradleak.priors.training import PriorTrainSettings, train_ddpm
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "curious_client.yaml"
 
 
-def scenario_config(clients: int, rounds: int, labels: str) -> ExperimentConfig:
+def scenario_config(
+    clients: int, rounds: int, labels: str, overrides: list[str] | None = None
+) -> ExperimentConfig:
     return load_config(
         CONFIG,
         [
@@ -37,6 +40,7 @@ def scenario_config(clients: int, rounds: int, labels: str) -> ExperimentConfig:
             f"federation.rounds={rounds}",
             f"attack.labels={labels}",
             f"threat.knows_labels={labels == 'given'}",
+            *(overrides or []),
         ],
     )
 
@@ -94,6 +98,11 @@ def main() -> None:
         "--rows", nargs="+", default=None,
         help="Only the rows whose name contains one of these strings (e.g. '1 peer').",
     )
+    parser.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE",
+        help="Config overrides for every row, e.g. the earlier model: model.name=lenet_dlg "
+        "model.activation=sigmoid attack.options.objective=l2.",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(
@@ -101,6 +110,9 @@ def main() -> None:
         f"({args.scaling_iterations or args.iterations} for dilution/rounds rows); torch threads 1"
     )
     rows: list[tuple[str, dict[str, object]]] = []
+
+    def scenario(clients: int, rounds: int, labels: str) -> ExperimentConfig:
+        return scenario_config(clients, rounds, labels, args.set)
 
     def add(name: str, config: ExperimentConfig, iterations: int | None = None) -> torch.Tensor | None:
         if args.rows and not any(part in name for part in args.rows):
@@ -110,16 +122,19 @@ def main() -> None:
         print(name, {k: fmt(v) for k, v in row.items()}, flush=True)
         return images
 
-    base = scenario_config(4, 1, "given")
+    base = scenario(4, 1, "given")
     raw = add("4 clients × 4, given labels", base)
-    add("4 clients × 4, recovered labels", scenario_config(4, 1, "recovered"))
-    add("2 clients × 4 (1 peer), given labels", scenario_config(2, 1, "given"))
+    add("4 clients × 4, recovered labels", scenario(4, 1, "recovered"))
+    add("2 clients × 4 (1 peer), given labels", scenario(2, 1, "given"))
     if not args.quick:
         it = args.scaling_iterations
-        add("8 clients × 4, given labels", scenario_config(8, 1, "given"), it)
-        add("16 clients × 4, given labels", scenario_config(16, 1, "given"), it)
-        add("4 clients × 4, 2 rounds observed", scenario_config(4, 2, "given"), it)
-        add("4 clients × 4, 4 rounds observed", scenario_config(4, 4, "given"), it)
+        if it is not None and it != args.iterations:
+            # The dilution and rounds rows' own baseline: 4 × 4, one round, at their budget.
+            add(f"4 clients × 4, given labels, {it} iterations", base, it)
+        add("8 clients × 4, given labels", scenario(8, 1, "given"), it)
+        add("16 clients × 4, given labels", scenario(16, 1, "given"), it)
+        add("4 clients × 4, 2 rounds observed", scenario(4, 2, "given"), it)
+        add("4 clients × 4, 4 rounds observed", scenario(4, 4, "given"), it)
     prior = args.prior
     if prior is None and args.prior_steps:
         prior = train_prior(args.prior_steps, Path(tempfile.mkdtemp()) / "ddpm")

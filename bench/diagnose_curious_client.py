@@ -11,6 +11,7 @@ started *at* the 2×-downsampled truth; and how image-specific the model's last-
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import torch
@@ -28,8 +29,15 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "curious_client.yaml"
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE",
+        help="Config overrides, e.g. model.name=lenet_dlg model.activation=sigmoid "
+        "attack.options.objective=l2 for the earlier configuration.",
+    )
+    args = parser.parse_args()
     torch.set_num_threads(1)
-    config = load_config(CONFIG, ["attack.labels=given", "threat.knows_labels=true"])
+    config = load_config(CONFIG, ["attack.labels=given", "threat.knows_labels=true", *args.set])
     torch.manual_seed(config.seed)
     scenario = curious_peer(config, torch.device("cpu"))
     target, truth = scenario.target, scenario.truth

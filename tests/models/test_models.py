@@ -14,7 +14,7 @@ from gradleak.errors import ConfigError, GradleakError, UnknownNameError
 from gradleak.models import MODELS, build_model, last_linear_names
 from gradleak.models.base import ModelSpec
 
-NAMES = ["lenet_dlg", "lenet5", "convnet", "resnet18", "mlp"]
+NAMES = ["lenet_dlg", "lenet_rog", "lenet5", "convnet", "resnet18", "mlp"]
 
 
 def small(name: str, **fields: object) -> ModelConfig:
@@ -64,6 +64,17 @@ def test_lenet_dlg_matches_the_dlg_layout() -> None:
     head_weight, _ = last_linear_names(model)
     assert dict(model.named_parameters())[head_weight].shape == (100, 768)
     assert all(p.abs().max() <= 0.5 for p in model.parameters())
+
+
+def test_lenet_rog_matches_the_rog_layout() -> None:
+    """The curious-client paper's LeNet: 32 and 64 5x5 channels, a bias-free 4096 → 512 → C head."""
+    model = build_model(ModelConfig(name="lenet_rog"), 10, 3, 32)
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    assert sorted(shapes.values()) == sorted(
+        [(32, 3, 5, 5), (32,), (64, 32, 5, 5), (64,), (512, 4096), (10, 512)]
+    )
+    assert last_linear_names(model) == ("9.weight", None)
+    assert any(isinstance(m, nn.ReLU) for m in model.modules())
 
 
 def test_unknown_activation_lists_known() -> None:
@@ -149,7 +160,8 @@ def test_last_linear_names_point_at_the_logits_layer(name: str) -> None:
     weight, bias = last_linear_names(model)
     params = dict(model.named_parameters())
     assert params[weight].shape[0] == 10
-    assert bias is not None and params[bias].shape == (10,)
+    assert (bias is None) == (name == "lenet_rog")  # ROG's LeNet has bias-free linear layers
+    assert bias is None or params[bias].shape == (10,)
 
 
 def test_last_linear_names_on_user_modules() -> None:

@@ -4,6 +4,7 @@
 5x5 convolutions of 12 channels and a single linear layer, with weights drawn uniformly from
 [-0.5, 0.5] as in that code (the wide initialisation is part of why DLG works on it).
 ``lenet5`` is the classic conv6-pool-conv16-pool-fc120-fc84-fc network (max pooling).
+``lenet_rog`` is the LeNet-5 of ROG that the curious-client paper attacks (see its builder).
 """
 
 from __future__ import annotations
@@ -54,4 +55,28 @@ def lenet5(spec: ModelSpec) -> nn.Module:
         nn.Linear(120, 84),
         activation(spec.activation),
         nn.Linear(84, spec.num_classes),
+    )
+
+
+@MODELS.register("lenet_rog")
+def lenet_rog(spec: ModelSpec) -> nn.Module:
+    """The LeNet-5 of ROG (Yue et al. 2023, KAI-YUE/rog) that the curious-client paper attacks.
+
+    Two 5x5 convolutions of 32 and 64 channels, each followed by 2x2 max pooling, then a
+    512-unit linear layer and the classifier, both without bias; ReLU by default. Its wide
+    first linear layer (``(side/4)² · 64 → 512``) makes the update hold far more equations per
+    image than DLG's LeNet, which is what lets a batch of a dozen images be inverted.
+    """
+    side = spec.image_size // 4
+    return nn.Sequential(
+        nn.Conv2d(spec.channels, 32, kernel_size=5, padding=2),
+        activation(spec.activation),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, kernel_size=5, padding=2),
+        activation(spec.activation),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * side * side, 512, bias=False),
+        activation(spec.activation),
+        nn.Linear(512, spec.num_classes, bias=False),
     )
