@@ -97,3 +97,18 @@ def test_lenet_rog_lets_the_cosine_attack_invert_a_peer_pair(
     saved = torch.load(tmp_path / "tensors.pt")
     assert metrics["num_scored_images"] == 2
     assert metrics["psnr_mean"] > noise_psnr(saved["truth"]) + 8
+
+
+def test_progress_covers_every_refinement_stage(data_root: Path, tmp_path: Path) -> None:
+    """The bar's length is what the stages report: restarts plus one run per finer scale."""
+    raw = small_peer_config(data_root, iterations=3, restarts=2, log_every=1)
+    raw["attack"]["options"] = {"scale": 4, "refine_scales": [2, 1]}
+    config = validate_config(raw)
+    reported: list[int] = []
+    run_experiment(config, tmp_path, callback=lambda step, _loss: reported.append(step))
+    completed, last = 0, 0
+    for step in reported:  # as the progress bar counts: a step number that falls starts a stage
+        completed += last if step < last else 0
+        last = step
+    assert completed + last == 3 * (2 + 2)
+    assert ATTACKS.get("curious_client")(config.attack).total_iterations() == completed + last

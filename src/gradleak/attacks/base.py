@@ -70,6 +70,10 @@ class Attack(ABC):
             return getattr(self.config, key)
         return self.defaults[key]
 
+    def total_iterations(self) -> int:
+        """How many optimisation steps :meth:`reconstruct` reports (the progress bar's length)."""
+        return self.config.iterations * self.config.restarts
+
     def required_capabilities(self) -> frozenset[str]:
         """What this configured attack needs; given labels add ``knows_labels``."""
         needs = set(self.requires)

@@ -159,6 +159,10 @@ class CuriousClient(Attack):
             REFINERS.get(self.options.prior.method)
             check_source(self.options.prior.model)
 
+    def total_iterations(self) -> int:
+        """Restarts at the first scale, then one run per refinement scale."""
+        return self.config.iterations * (self.config.restarts + len(self.options.refine_scales))
+
     def reconstruct(
         self, target: AttackTarget, callback: ProgressCallback | None = None
     ) -> Reconstruction:

@@ -135,7 +135,7 @@ def run_experiment(
     if progress and callback is None:
         from gradleak.experiments.progress import attack_progress
 
-        with attack_progress(config.attack.iterations * config.attack.restarts) as bar:
+        with attack_progress(attack.total_iterations()) as bar:
             recon = attack.reconstruct(scenario.target, bar)
     else:
         recon = attack.reconstruct(scenario.target, callback)
