@@ -29,6 +29,16 @@ from gradleak.priors.training import PriorTrainSettings, train_ddpm
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "curious_client.yaml"
 
 
+def add_set_option(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE ...``: config overrides, e.g. the earlier configuration's
+    ``model.name=lenet_dlg model.activation=sigmoid attack.options.objective=l2``."""
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE",
+        help="Config overrides, e.g. the earlier configuration: model.name=lenet_dlg "
+        "model.activation=sigmoid attack.options.objective=l2.",
+    )
+
+
 def scenario_config(
     clients: int, rounds: int, labels: str, overrides: list[str] | None = None
 ) -> ExperimentConfig:
@@ -98,11 +108,7 @@ def main() -> None:
         "--rows", nargs="+", default=None,
         help="Only the rows whose name contains one of these strings (e.g. '1 peer').",
     )
-    parser.add_argument(
-        "--set", nargs="+", default=[], metavar="KEY=VALUE",
-        help="Config overrides for every row, e.g. the earlier model: model.name=lenet_dlg "
-        "model.activation=sigmoid attack.options.objective=l2.",
-    )
+    add_set_option(parser)
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(

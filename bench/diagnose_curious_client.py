@@ -1,4 +1,4 @@
-"""Why the curious client's 4 × 4 inversion stalls: identifiability, not the derivation.
+"""How identifiable the curious client's 4 × 4 inversion is (why it stalled on DLG's LeNet).
 
 On the 4-client × 4-image scenario of configs/curious_client.yaml (labels given) this prints
 the normalised matching loss (the attack's objective, without total variation) at the truth, at
@@ -6,18 +6,20 @@ its 2×- and 4×-downsampled versions, at a flat grey image and at what the atta
 noise without total variation (300 iterations per stage); the PSNR the optimiser keeps when
 started *at* the 2×-downsampled truth; and how image-specific the model's last-layer inputs are
 (cosine similarity between different images' features). Run:
-``OMP_NUM_THREADS=1 python bench/diagnose_curious_client.py``.
+``OMP_NUM_THREADS=1 python bench/diagnose_curious_client.py [--set KEY=VALUE ...]``; the table in
+bench/results/curious_client.md is for ``--set model.name=lenet_dlg model.activation=sigmoid
+attack.options.objective=l2``, the configuration that stalled at 14.8 dB.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from bench_curious_client import CONFIG, add_set_option  # bench/ is on sys.path when run
 from gradleak.attacks.curious_client import CuriousClient, RoundsLoss
 from gradleak.attacks.optim import LoopSettings, optimize
 from gradleak.attacks.parametrizations import LowResParametrization, ParametrizationSettings
@@ -25,16 +27,10 @@ from gradleak.config import load_config
 from gradleak.experiments.peer_threat import curious_peer
 from gradleak.metrics.scoring import score_reconstruction
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "curious_client.yaml"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--set", nargs="*", default=[], metavar="KEY=VALUE",
-        help="Config overrides, e.g. model.name=lenet_dlg model.activation=sigmoid "
-        "attack.options.objective=l2 for the earlier configuration.",
-    )
+    add_set_option(parser)
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = load_config(CONFIG, ["attack.labels=given", "threat.knows_labels=true", *args.set])
