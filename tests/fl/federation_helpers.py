@@ -42,8 +42,41 @@ def config_with(*overrides: str) -> ExperimentConfig:
 
 
 def federation_for(
-    config: ExperimentConfig, data: ImageDataset | None = None, record: RecordSpec = RecordSpec()
+    config: ExperimentConfig,
+    data: ImageDataset | None = None,
+    record: RecordSpec = RecordSpec(),
+    dtype: torch.dtype = torch.float32,
 ) -> Federation:
+    """A federation on ``data`` (synthetic by default) whose model, weights and images are in
+    ``dtype`` (float64 runs check that two code paths compute the same maths)."""
     data = data or synthetic_data()
-    model = build_model_for(config, data, torch.device("cpu"))
+    model = build_model_for(config, data, torch.device("cpu")).to(dtype)
+    if dtype != data.images.dtype:
+        data = ImageDataset(data.name, data.images.to(dtype), data.labels, data.num_classes)
     return build_federation(config, data, model, record=record)
+
+
+def rounding_tolerance(dtype: torch.dtype, terms: int) -> float:
+    """How far two evaluations of the same maths may drift apart, relative to the magnitude of
+    the result, when each sums ``terms`` rounded terms in its own order.
+
+    Each evaluation is within Higham's bound gamma_n = n*u / (1 - n*u) (u = eps / 2, the unit
+    roundoff) of the exact sum, relative to the sum of the terms' magnitudes, so two of them
+    are within 2*gamma_n of each other. A bound, not a measurement: it holds on any CPU and
+    thread count, and a real difference in the maths (momentum, buffers, train mode) is orders
+    of magnitude larger.
+    """
+    n_u = terms * torch.finfo(dtype).eps / 2
+    if n_u >= 1:
+        raise ValueError(f"{terms} terms exhaust {dtype}'s precision")
+    return 2 * n_u / (1 - n_u)
+
+
+def local_update_terms(federation: Federation) -> int:
+    """The longest chain of additions behind one parameter of a client's update: a convolution's
+    weight gradient sums over every pixel of the local minibatch, and each local step adds onto
+    the weights the previous one left."""
+    schedule = federation.rules.protocol.schedule
+    batch = schedule.batch_size or federation.rules.protocol.batch_size
+    side = federation.data.images.shape[-1]
+    return batch * side * side * schedule.steps

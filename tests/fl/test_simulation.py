@@ -3,8 +3,17 @@ Byzantine clients."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 import torch
-from federation_helpers import config_with, federation_for, synthetic_data
+from federation_helpers import (
+    config_with,
+    federation_for,
+    local_update_terms,
+    rounding_tolerance,
+    synthetic_data,
+)
 
 from gradleak.fl.executors import ClientJob, LoopExecutor, VmapExecutor, plain_training
 from gradleak.fl.functional import batch_loss
@@ -15,7 +24,27 @@ def _close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float =
     return all(torch.allclose(a[k].float(), b[k].float(), atol=atol, rtol=1e-4) for k in a)
 
 
-def test_executors_give_the_same_updates_and_buffers() -> None:
+def _assert_within(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], rtol: float) -> None:
+    """Every entry of ``a`` within ``rtol`` of ``b``, relative to the largest entry of ``b`` (the
+    magnitude rounding scales with; some entries are exactly 0 in exact arithmetic, such as the
+    gradient of a bias that BatchNorm cancels, and carry only rounding noise)."""
+    floats = [k for k in b if b[k].is_floating_point()]
+    scale = max(float(b[k].abs().max()) for k in floats)
+    worst = {k: float((a[k] - b[k]).abs().max()) / scale for k in floats}
+    name = max(worst, key=worst.__getitem__)
+    assert worst[name] <= rtol, f"{name} differs by {worst[name]:.2e} (relative) > {rtol:.2e}"
+
+
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def threads(request: pytest.FixtureRequest) -> Iterator[int]:
+    """Run under 1 and 2 torch threads (kernels reduce in another order), then restore."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
+def test_executors_give_the_same_updates_and_buffers(threads: int) -> None:
     federation = federation_for(config_with())
     data = federation.data
     jobs = [
@@ -23,19 +52,51 @@ def test_executors_give_the_same_updates_and_buffers() -> None:
         for i in (0, 8, 16)
     ]
     schedule = federation.rules.protocol.schedule
+    rtol = rounding_tolerance(torch.float32, local_update_terms(federation))
     reference = LoopExecutor(plain_training)(federation.model, federation.parameters, jobs, schedule)
     for executor in (VmapExecutor(), VmapExecutor(chunk=2)):
         batched = executor(federation.model, federation.parameters, jobs, schedule)
         for (ref_update, ref_buf), (update, buf) in zip(reference, batched, strict=True):
-            assert _close(ref_update, update) and _close(ref_buf, buf)
+            _assert_within(update, ref_update, rtol)
+            _assert_within(buf, ref_buf, rtol)
 
 
-def test_vmap_and_loop_federations_reach_the_same_model() -> None:
+def test_vmap_and_loop_federations_agree_on_one_round_in_float32(threads: int) -> None:
+    """One round in float32: the executors agree to within float32 rounding of one round.
+
+    Why not several rounds (the old form of this test, 1e-4 after two rounds, failed at one
+    thread with 1.3e-3): this small BatchNorm ConvNet (width 2, local minibatches of 2) is
+    chaotic in float32. Its first round differs between executors at ~2e-6 of the update's
+    size, which is plain rounding (loop and vmap are each that far from a float64 run), and a
+    one-ulp nudge of the starting weights, with the loop executor alone, grows to the same 1e-3
+    after two rounds and to O(1) after three. Several float32 rounds compare the last bits of
+    the CPU's reductions, not the executors; the float64 test below compares the maths.
+    """
     loop = federation_for(config_with())
     vmapped = federation_for(config_with("federation.executor=vmap"))
-    loop.run(2)
-    vmapped.run(2)
-    assert _close(loop.parameters, vmapped.parameters, atol=1e-4)
+    rtol = rounding_tolerance(torch.float32, local_update_terms(loop) + len(loop.parts))
+    first, second = loop.run_round(), vmapped.run_round()
+    for ours, theirs in zip(second.uploads, first.uploads, strict=True):
+        _assert_within(ours.update, theirs.update, rtol)
+    _assert_within(vmapped.parameters, loop.parameters, rtol)
+    _assert_within(vmapped.buffers, loop.buffers, rtol)
+
+
+def test_vmap_and_loop_federations_compute_the_same_maths_in_float64(threads: int) -> None:
+    """Several rounds in float64 agree to better than float32 can even represent the weights.
+
+    Measured: ~1e-13 after three rounds, against differences of 1e-3 or more for a real change
+    in the maths (momentum, BatchNorm buffers, the train-mode flag). The bar is float32's
+    epsilon rather than a float64 rounding bound because the chaotic dynamics (see the float32
+    test) amplify float64's rounding too, by a factor that depends on the rounds run.
+    """
+    loop = federation_for(config_with(), dtype=torch.float64)
+    vmapped = federation_for(config_with("federation.executor=vmap"), dtype=torch.float64)
+    loop.run(3)
+    vmapped.run(3)
+    assert loop.parameters["0.weight"].dtype == torch.float64
+    _assert_within(vmapped.parameters, loop.parameters, torch.finfo(torch.float32).eps)
+    _assert_within(vmapped.buffers, loop.buffers, torch.finfo(torch.float32).eps)
 
 
 def test_weighted_averaging_is_the_sample_weighted_mean() -> None:

@@ -1,6 +1,9 @@
 """Client executors: how the sampled clients' local training of one round is run.
 
-All executors compute the same updates (a test checks it); they differ in speed. ``loop`` runs
+All executors compute the same maths and differ in speed: in float64 they agree over several
+rounds to ~1e-13, and in float32 one round agrees to within rounding (tests check both). They
+sum in different orders, so their float32 last bits differ, and a small BatchNorm model can
+amplify that over rounds as it amplifies any one-ulp change of its weights. ``loop`` runs
 clients one after another through :func:`~gradleak.fl.functional.local_update`, the reference.
 ``vmap`` stacks the clients and runs their local steps as one batched computation with
 ``torch.func`` (``chunk`` clients at a time): on a GPU that is where the speed is, while on a
