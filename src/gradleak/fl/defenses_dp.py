@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import overload
 
 import torch
 from opacus.accountants import RDPAccountant
@@ -16,10 +17,31 @@ from torch import Tensor
 from gradleak.errors import ConfigError
 
 
-def clip_to_norm(update: Tensor, clip_norm: float) -> Tensor:
-    """``update`` scaled down, if needed, to L2 norm at most ``clip_norm``."""
-    norm = update.norm()
-    return update * (clip_norm / norm.clamp_min(torch.finfo(update.dtype).tiny)).clamp(max=1.0)
+@overload
+def clip_to_norm(update: Tensor, clip_norm: float) -> Tensor: ...
+
+
+@overload
+def clip_to_norm(update: Mapping[str, Tensor], clip_norm: float) -> dict[str, Tensor]: ...
+
+
+def clip_to_norm(
+    update: Tensor | Mapping[str, Tensor], clip_norm: float
+) -> Tensor | dict[str, Tensor]:
+    """``update`` scaled down, if needed, to L2 norm at most ``clip_norm``: a flat vector (what
+    the federation clips) or a dict of named tensors (what an attacker's replay clips), whose
+    norm is that of its tensors flattened and concatenated in order, so both forms of one
+    update are clipped by the same factor. Differentiable, so a replay can be inverted."""
+    if isinstance(update, Tensor):
+        return update * _clip_factor(update.norm(), clip_norm)
+    flat = torch.cat([v.reshape(-1) for v in update.values()])
+    scale = _clip_factor(flat.norm(), clip_norm)
+    return {k: v * scale for k, v in update.items()}
+
+
+def _clip_factor(norm: Tensor, clip_norm: float) -> Tensor:
+    """min(1, clip_norm / norm), finite for a zero norm."""
+    return (clip_norm / norm.clamp_min(torch.finfo(norm.dtype).tiny)).clamp(max=1.0)
 
 
 def gaussian_like(reference: Tensor, generator: torch.Generator) -> Tensor:

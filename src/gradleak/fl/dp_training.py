@@ -8,17 +8,19 @@ BatchNorm mixes samples within a batch, so it cannot be used with DP-SGD (as in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
-from torch.func import functional_call, grad, vmap
+from torch.func import grad, vmap
 
 from gradleak.config import DpSgdConfig, ExperimentConfig
 from gradleak.errors import ConfigError
 from gradleak.fl.defenses import ClientDefensePipeline
 from gradleak.fl.defenses_dp import clip_and_noise_per_sample, dp_epsilon
 from gradleak.fl.executors import ClientJob
-from gradleak.fl.functional import LocalSchedule, Params, cross_entropy
+from gradleak.fl.functional import GradFn, LocalSchedule, Params, batch_loss, sgd_steps
 from gradleak.fl.protocol import local_schedule
 
 
@@ -38,28 +40,35 @@ class DpSgdTrainer:
     def __call__(
         self, model: nn.Module, params: Params, job: ClientJob, schedule: LocalSchedule
     ) -> tuple[Params, Params]:
-        buffers = job.buffers
+        detached = {k: v.detach() for k, v in params.items()}
+        grad_fn = self.private_gradient(model, job.generator)
+        return sgd_steps(grad_fn, detached, job.buffers, job.images, job.labels, schedule)
 
-        def sample_loss(p: Params, image: Tensor, label: Tensor) -> Tensor:
-            logits = functional_call(model, {**p, **buffers}, (image.unsqueeze(0),))
-            return cross_entropy(logits, label.unsqueeze(0))
+    def private_gradient(self, model: nn.Module, generator: torch.Generator) -> GradFn:
+        """DP-SGD as a transform of the step's gradient (Opacus' ``DPOptimizer.pre_step``):
+        per-sample gradients, each clipped, summed, noised and divided by the batch size; the
+        SGD loop that consumes it is the plain one."""
+        per_sample = per_sample_gradients(model)
 
-        per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
-        current = {k: v.detach() for k, v in params.items()}
-        velocity: Params = {}
-        for chunk in schedule.minibatches(job.images.shape[0]):
-            grads = clip_and_noise_per_sample(
-                per_sample(current, job.images[chunk], job.labels[chunk]),
-                self.clip_norm,
-                self.noise_multiplier,
-                job.generator,
+        def grad_fn(
+            p: Params, buffers: Params, images: Tensor, labels: Tensor
+        ) -> tuple[Params, Params]:
+            grads = per_sample(p, buffers, images, labels)
+            noised = clip_and_noise_per_sample(
+                grads, self.clip_norm, self.noise_multiplier, generator
             )
-            if schedule.momentum:
-                velocity = {k: schedule.momentum * velocity.get(k, 0) + g for k, g in grads.items()}
-                grads = velocity
-            current = {k: current[k] - schedule.lr * grads[k] for k in current}
-        pseudo = {k: (params[k].detach() - current[k]) / schedule.lr for k in params}
-        return pseudo, {k: v.clone() for k, v in buffers.items()}
+            return noised, buffers
+
+        return grad_fn
+
+
+def per_sample_gradients(model: nn.Module) -> Callable[[Params, Params, Tensor, Tensor], Params]:
+    """``(params, buffers, images, labels) -> {name: (B, ...)}``, each sample's own gradient."""
+
+    def sample_loss(p: Params, buffers: Params, image: Tensor, label: Tensor) -> Tensor:
+        return batch_loss(model, p, buffers, image.unsqueeze(0), label.unsqueeze(0))
+
+    return vmap(grad(sample_loss), in_dims=(None, None, 0, 0))
 
 
 def dp_sgd_epsilon(

@@ -19,10 +19,10 @@ from typing import Protocol
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, grad, vmap
+from torch.func import vmap
 
 from gradleak.errors import ConfigError
-from gradleak.fl.functional import LocalSchedule, Params, cross_entropy, local_update
+from gradleak.fl.functional import LocalSchedule, Params, func_gradient, local_update, sgd_steps
 from gradleak.registry import Registry
 
 
@@ -109,24 +109,12 @@ class VmapExecutor:
 def _train_one(
     model: nn.Module, schedule: LocalSchedule
 ) -> Callable[[Params, Params, Tensor, Tensor], tuple[Params, Params]]:
-    """``local_update`` written with ``torch.func.grad`` so that ``vmap`` can batch it."""
-
-    def loss(params: Params, buffers: Params, images: Tensor, labels: Tensor) -> tuple[Tensor, Params]:
-        logits = functional_call(model, {**params, **buffers}, (images,))
-        return cross_entropy(logits, labels), buffers
-
-    step_grad = grad(loss, has_aux=True)
+    """One client's :func:`~gradleak.fl.functional.sgd_steps` with ``torch.func.grad``, which
+    ``vmap`` batches over the clients."""
+    step_grad = func_gradient(model)
 
     def train(params: Params, buffers: Params, images: Tensor, labels: Tensor) -> tuple[Params, Params]:
-        buffers = {k: v.clone() for k, v in buffers.items()}
-        current, velocity = params, dict.fromkeys(params, 0.0)
-        for chunk in schedule.minibatches(images.shape[0]):
-            grads, buffers = step_grad(current, buffers, images[chunk], labels[chunk])
-            if schedule.momentum:
-                velocity = {k: schedule.momentum * velocity[k] + g for k, g in grads.items()}
-                grads = velocity
-            current = {k: current[k] - schedule.lr * grads[k] for k in current}
-        return {k: (params[k] - current[k]) / schedule.lr for k in params}, buffers
+        return sgd_steps(step_grad, params, buffers, images, labels, schedule)
 
     return train
 

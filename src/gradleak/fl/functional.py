@@ -1,21 +1,33 @@
 """Functional local training.
 
-Clients and attackers both need "what update does this batch produce from these weights?". It
-is written once here, over explicit parameter dicts with ``torch.func.functional_call``, so that
-an attacker can replay a client's local steps differentiably (``create_graph=True``) and the
-simulator can run the very same code without a graph.
+Clients and attackers both need "what update does this batch produce from these weights?". The
+local SGD loop is written once here (:func:`sgd_steps`), over explicit parameter dicts with
+``torch.func.functional_call``. What differs between its users is only how a step's gradient is
+computed, a :data:`GradFn`: autograd, with ``create_graph=True`` when an attacker replays a
+client's steps differentiably (:func:`autograd_gradient`); ``torch.func.grad``, which ``vmap``
+can batch over clients (:func:`func_gradient`); or DP-SGD's clipped and noised per-sample
+gradients (``fl.dp_training``), where differential privacy transforms the gradient and leaves
+the loop alone, as Opacus' ``DPOptimizer.pre_step`` does before the plain optimiser's step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call
+from torch.func import functional_call, grad
 
 Params = dict[str, Tensor]
+
+GradFn = Callable[[Params, Params, Tensor, Tensor], tuple[Params, Params]]
+"""One local step's gradient: ``(params, buffers, images, labels) -> (gradient, buffers)``.
+
+The buffers it returns are those after the step's forward pass (BatchNorm running statistics);
+it may update the ones it is given in place, and :func:`sgd_steps` hands it copies it owns.
+"""
 
 
 def split_state(model: nn.Module) -> tuple[Params, Params]:
@@ -79,6 +91,59 @@ class LocalSchedule:
         return [chunks[i % len(chunks)] for i in range(self.steps)]
 
 
+def autograd_gradient(model: nn.Module, create_graph: bool = False) -> GradFn:
+    """The batch gradient by autograd. With ``create_graph`` it stays differentiable with
+    respect to the weights and images it came from (an attacker's replay); without, each step
+    starts from detached weights so that no graph outlives the step."""
+
+    def grad_fn(
+        params: Params, buffers: Params, images: Tensor, labels: Tensor
+    ) -> tuple[Params, Params]:
+        if not create_graph:
+            params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        return gradient(model, params, buffers, images, labels, create_graph), buffers
+
+    return grad_fn
+
+
+def func_gradient(model: nn.Module) -> GradFn:
+    """The batch gradient by ``torch.func.grad``, which ``vmap`` can batch over clients."""
+
+    def loss(
+        params: Params, buffers: Params, images: Tensor, labels: Tensor
+    ) -> tuple[Tensor, Params]:
+        return batch_loss(model, params, buffers, images, labels), buffers
+
+    return grad(loss, has_aux=True)
+
+
+def sgd_steps(
+    grad_fn: GradFn,
+    params: Params,
+    buffers: Params,
+    images: Tensor,
+    labels: Tensor,
+    schedule: LocalSchedule,
+) -> tuple[Params, Params]:
+    """Local SGD (heavy-ball momentum) from ``params`` on the schedule's minibatches of
+    ``images``: (pseudo-gradient, buffers after the last step).
+
+    The pseudo-gradient is (w_t − w_local) / lr, so one step of FedSGD returns the gradient, and
+    several steps return what FedAvg's update means in gradient units. ``buffers`` are copied
+    before the first step, so the caller's stay untouched.
+    """
+    current = dict(params)
+    local_buffers = {k: v.clone() for k, v in buffers.items()}
+    velocity: Params = {}
+    for chunk in schedule.minibatches(images.shape[0]):
+        grads, local_buffers = grad_fn(current, local_buffers, images[chunk], labels[chunk])
+        if schedule.momentum:
+            velocity = {k: schedule.momentum * velocity.get(k, 0) + g for k, g in grads.items()}
+            grads = velocity
+        current = {k: current[k] - schedule.lr * grads[k] for k in current}
+    return {k: (params[k] - current[k]) / schedule.lr for k in params}, local_buffers
+
+
 def local_update(
     model: nn.Module,
     params: Params,
@@ -88,29 +153,17 @@ def local_update(
     schedule: LocalSchedule,
     create_graph: bool = False,
 ) -> tuple[Params, Params]:
-    """Run the local SGD steps and return (pseudo-gradient, new buffers).
+    """A client's local training by autograd: :func:`sgd_steps` with :func:`autograd_gradient`.
 
-    The pseudo-gradient is (w_t − w_local) / lr, so one step of FedSGD returns exactly the
-    gradient, and several steps return what FedAvg's update means in gradient units.
+    With ``create_graph`` the pseudo-gradient is differentiable with respect to the images and
+    to ``params`` (weights that do not require gradients are given a graph to differentiate
+    through); without, it is detached.
     """
     if create_graph:
-        # Weights that are constants to the caller still need a graph to differentiate through.
-        params = {k: v if v.requires_grad else v.detach().requires_grad_(True) for k, v in params.items()}
+        params = {
+            k: v if v.requires_grad else v.detach().requires_grad_(True) for k, v in params.items()
+        }
     else:
-        params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-    start = params
-    current = dict(params)
-    local_buffers = {k: v.clone() for k, v in buffers.items()}
-    velocity: Params = {}
-    for chunk in schedule.minibatches(images.shape[0]):
-        grads = gradient(model, current, local_buffers, images[chunk], labels[chunk], create_graph)
-        if schedule.momentum:
-            velocity = {k: schedule.momentum * velocity.get(k, 0) + g for k, g in grads.items()}
-            grads = velocity
-        current = {k: current[k] - schedule.lr * grads[k] for k in current}
-        if not create_graph:
-            current = {k: v.detach().requires_grad_(True) for k, v in current.items()}
-    pseudo = {k: (start[k] - current[k]) / schedule.lr for k in start}
-    if not create_graph:
-        pseudo = {k: v.detach() for k, v in pseudo.items()}
-    return pseudo, local_buffers
+        params = {k: v.detach() for k, v in params.items()}
+    grad_fn = autograd_gradient(model, create_graph)
+    return sgd_steps(grad_fn, params, buffers, images, labels, schedule)
