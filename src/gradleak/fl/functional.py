@@ -129,8 +129,10 @@ def sgd_steps(
     ``images``: (pseudo-gradient, buffers after the last step).
 
     The pseudo-gradient is (w_t − w_local) / lr, so one step of FedSGD returns the gradient, and
-    several steps return what FedAvg's update means in gradient units. ``buffers`` are copied
-    before the first step, so the caller's stay untouched.
+    several steps return what FedAvg's update means in gradient units. For one step it is the
+    gradient rounded through w − lr·g, not bit for bit the gradient (entries far below the
+    weight's last bit are lost); a replay that runs this same code rounds the same way.
+    ``buffers`` are copied before the first step, so the caller's stay untouched.
     """
     current = dict(params)
     local_buffers = {k: v.clone() for k, v in buffers.items()}
