@@ -34,7 +34,9 @@ PIXEL_SCALE: dict[np.dtype, float] = {
 
 def _scale(dtype: np.dtype) -> float:
     if dtype not in PIXEL_SCALE:
-        raise TypeError(f"no pixel scale for dtype {dtype}; readers must return one of {PIXEL_SCALE}")
+        raise TypeError(
+            f"no pixel scale for dtype {dtype}; readers must return one of {PIXEL_SCALE}"
+        )
     return PIXEL_SCALE[dtype]
 
 
