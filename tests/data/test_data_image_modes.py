@@ -206,3 +206,15 @@ def test_celeba_with_a_corrupt_face_names_it(tmp_path: Path) -> None:
     (folder / "000002.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     with pytest.raises(DataError, match=r"000002\.jpg"):
         read_celeba(tmp_path, "test", False)
+
+
+def test_image_size_that_cannot_fit_is_refused_before_allocating(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A machine of 8 MiB: 12 photos at 256 px (9 MiB as float32) are refused, 64 px load."""
+    real = os.sysconf
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 2048}
+    monkeypatch.setattr(os, "sysconf", lambda name: pages.get(name) or real(name))
+    with pytest.raises(DataError, match=r"data\.image_size=256 for 12 images .* lower data\."):
+        load_dataset(DataConfig(name="samples", image_size=256), 0)
+    assert load_dataset(DataConfig(name="samples", image_size=64), 0).images.shape[-1] == 64
