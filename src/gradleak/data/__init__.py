@@ -6,6 +6,8 @@ Importing this package registers every reader in ``DATASETS`` (and its counter f
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from gradleak.config import DataConfig
@@ -13,6 +15,7 @@ from gradleak.data import celeba, cifar, imagefolder, mnist, samples
 from gradleak.data.base import DATASETS, DatasetReader, ImageDataset, RawImages
 from gradleak.data.catalog import DatasetStatus, available_datasets
 from gradleak.data.transforms import prepare
+from gradleak.errors import DataError
 
 __all__ = [
     "DATASETS",
@@ -37,6 +40,30 @@ def _selection(count: int, cfg: DataConfig, seed: int) -> torch.Tensor:
     return order[: cfg.max_images] if cfg.max_images is not None else order
 
 
+def _physical_memory() -> int | None:
+    """Bytes of RAM on this machine, or None where the OS does not say (Windows)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_fits(count: int, channels: int, cfg: DataConfig) -> None:
+    """Refuse an image size whose prepared tensor cannot fit in memory, before allocating it.
+
+    Without this, ``data.image_size=200000`` ends in a torch allocator traceback (or, with
+    overcommit, in the kernel's OOM killer) instead of a line saying which setting to change.
+    """
+    needed = count * channels * cfg.image_size**2 * 4  # float32
+    memory = _physical_memory()
+    if memory is not None and needed > memory:
+        raise DataError(
+            f"data.image_size={cfg.image_size} for {count} images of {channels} channels needs "
+            f"{needed / 2**30:.1f} GiB, more than this machine's {memory / 2**30:.1f} GiB; "
+            "lower data.image_size or data.max_images"
+        )
+
+
 def load_dataset(cfg: DataConfig, seed: int) -> ImageDataset:
     """Read ``cfg.name`` from ``cfg.root`` and prepare it as float (N, C, S, S) in [0, 1].
 
@@ -51,5 +78,7 @@ def load_dataset(cfg: DataConfig, seed: int) -> ImageDataset:
         selected: torch.Tensor | list = raw.images[keep]
     else:
         selected = [raw.images[i] for i in keep.tolist()]
+    native = selected.shape[1] if isinstance(selected, torch.Tensor) else 3
+    _check_fits(len(keep), max(native, cfg.channels or 1), cfg)
     images = prepare(selected, cfg.image_size, cfg.channels)
     return ImageDataset(cfg.name, images, raw.labels[keep], raw.num_classes, raw.class_names)

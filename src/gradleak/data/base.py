@@ -51,8 +51,9 @@ class ImageDataset:
 
 @dataclass(frozen=True)
 class RawImages:
-    """What a format reader hands back before resizing: uint8 (N, C, H, W) or a list of PIL-able
-    arrays (H, W, C) of varying size, plus labels and class names."""
+    """What a format reader hands back before resizing: uint8 (N, C, H, W) or a list of arrays
+    (H, W, C) of varying size whose dtype says their scale (``transforms.PIXEL_SCALE``: uint8,
+    uint16, or float32 already in [0, 1]), plus labels and class names."""
 
     images: torch.Tensor | list
     labels: torch.Tensor

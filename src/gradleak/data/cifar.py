@@ -83,46 +83,75 @@ def _as_dict(content: Any, path: Path) -> dict[str, Any]:
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in content.items()}
 
 
-def _read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
+def _is_label(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _labels(path: Path, key: str, labels: Any, num_classes: int) -> np.ndarray:
+    """The label list as int64, refused unless every entry is an integer in [0, num_classes).
+
+    Official files hold Python ints; a numpy integer array is accepted too. Floats are refused
+    rather than truncated, and bounds are checked on the original values, before any cast.
+    """
+    if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu":
+        values: list[Any] | np.ndarray = labels
+    elif isinstance(labels, list | tuple):
+        values = list(labels)
+    else:
+        raise DataError(
+            f"{path} has no {key!r} list (found {type(labels).__name__}); replace it with an "
+            "official copy"
+        )
+    for index, value in enumerate(values):
+        if not _is_label(value) or not 0 <= value < num_classes:
+            raise DataError(
+                f"{path}: {key}[{index}] is {value!r}; labels must be integers in "
+                f"[0, {num_classes}) (the classes named in its meta file); replace it"
+            )
+    return np.asarray(values, dtype=np.int64)
+
+
+def _read_batch(path: Path, label_key: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     batch = _as_dict(load_pickle(path), path)
-    data, labels = batch.get("data"), batch.get(label_key)
+    data = batch.get("data")
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2:
         raise DataError(f"{path} has no uint8 'data' array; replace it with an official copy")
-    if data.shape[1] != 3 * 32 * 32 or labels is None or len(labels) != data.shape[0]:
+    labels = _labels(path, label_key, batch.get(label_key), num_classes)
+    if data.shape[1] != 3 * 32 * 32 or len(labels) != data.shape[0] or not len(labels):
         raise DataError(
-            f"{path} holds {data.shape[0]} rows of {data.shape[1]} bytes and "
-            f"{0 if labels is None else len(labels)} labels; expected 3072-byte rows, one label "
-            "each; replace it with an official copy"
+            f"{path} holds {data.shape[0]} rows of {data.shape[1]} bytes and {len(labels)} "
+            "labels; expected at least one 3072-byte row, one label each; replace it with an "
+            "official copy"
         )
-    return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
+    return data.reshape(-1, 3, 32, 32), labels
 
 
 def _class_names(path: Path, names_key: str) -> list[str]:
     names = _as_dict(load_pickle(path), path).get(names_key)
-    if not isinstance(names, list):
+    if not isinstance(names, list) or not names:
         raise DataError(f"{path} has no {names_key!r} list; replace it with an official copy")
-    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    return [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names]
 
 
 def read_cifar(layout: CifarLayout, root: Path, split: str, download_missing: bool) -> RawImages:
     """Read one split; the train split of CIFAR-10 is all five batches, in order."""
     folder = _ensure_files(layout, root, split, download_missing)
-    batches = [_read_batch(folder / name, layout.label_key) for name in layout.splits[split]]
     names = _class_names(folder / layout.meta_file, layout.names_key)
+    batches = [
+        _read_batch(folder / name, layout.label_key, len(names)) for name in layout.splits[split]
+    ]
     images = torch.from_numpy(np.concatenate([b[0] for b in batches]))
     labels = torch.from_numpy(np.concatenate([b[1] for b in batches]))
-    if labels.numel() and int(labels.max()) >= len(names):
-        raise DataError(
-            f"labels in {folder} exceed the {len(names)} classes named in its meta file"
-        )
     return RawImages(images, labels, len(names), names)
 
 
 def count_cifar(layout: CifarLayout, root: Path, split: str) -> int:
-    """Images in one split, from the label lists alone (no image decoding)."""
+    """Images in one split, each batch checked as loading checks it (a pickle is read whole
+    anyway), so the listing never calls a file present that loading would refuse."""
     folder = _ensure_files(layout, root, split, download_missing=False)
+    classes = len(_class_names(folder / layout.meta_file, layout.names_key))
     return sum(
-        len(_as_dict(load_pickle(folder / name), folder / name).get(layout.label_key) or [])
+        len(_read_batch(folder / name, layout.label_key, classes)[1])
         for name in layout.splits[split]
     )
 

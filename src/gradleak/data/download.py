@@ -7,7 +7,9 @@ interrupted or tampered download never leaves a file that a later run would trus
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
 import os
 import tarfile
 import urllib.request
@@ -17,6 +19,10 @@ from pathlib import Path
 from gradleak.errors import DataError
 
 _CHUNK = 1 << 20
+_TRANSFER_ERRORS = (OSError, ValueError, http.client.HTTPException)
+"""What a mirror can do wrong: refuse, time out, fill the disk (OSError), be no URL (ValueError),
+or break off mid-body or answer garbage (``http.client.IncompleteRead`` and the other
+``HTTPException`` subclasses, which are not ``OSError``)."""
 
 
 @dataclass(frozen=True)
@@ -49,22 +55,28 @@ def download(resource: Resource, folder: Path) -> Path:
 
     Returns the verified file. Raises DataError when no mirror answers or the digest differs.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(
+            f"cannot create {folder} to download into ({exc.strerror or exc})"
+        ) from None
     target = folder / resource.filename
     partial = folder / f".{resource.filename}.part"
     failures: list[str] = []
     for url in resource.urls:
         try:
             _fetch(url, partial)
-        except (OSError, ValueError) as exc:
-            failures.append(f"{url}: {exc}")
+            actual = file_digest(partial, resource.algorithm)
+            if actual == resource.digest:
+                os.replace(partial, target)
+                return target
+        except _TRANSFER_ERRORS as exc:
+            failures.append(f"{url}: {type(exc).__name__}: {exc}")
             continue
-        actual = file_digest(partial, resource.algorithm)
-        if actual == resource.digest:
-            os.replace(partial, target)
-            return target
         failures.append(f"{url}: {resource.algorithm} {actual}, expected {resource.digest}")
-    partial.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        partial.unlink(missing_ok=True)
     raise DataError(
         f"could not download a verified {resource.filename} into {folder} "
         f"({'; '.join(failures)}); retry, or copy the official file there by hand"

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from gradleak.data.base import DATASETS, RawImages
 from gradleak.data.catalog import COUNTERS
+from gradleak.data.pixels import image_mode, is_grey, read_image
 from gradleak.errors import DataError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
@@ -23,38 +22,37 @@ MIN_CLASSES = 2
 gradient is zero, which would leave gradient inversion nothing to invert."""
 
 
+def _entries(folder: Path) -> list[Path]:
+    """The folder's entries; an unreadable folder is a DataError naming it."""
+    try:
+        return list(folder.iterdir())
+    except OSError as exc:
+        raise DataError(
+            f"cannot list image folder {folder} ({exc.strerror or exc}); fix its permissions"
+        ) from None
+
+
 def image_files(folder: Path) -> list[Path]:
-    """Image files directly in ``folder`` (by suffix, hidden files skipped), sorted by name."""
+    """Image files directly in ``folder`` (by suffix, hidden files skipped), sorted by name.
+
+    ``is_file`` follows symlinks and is false for a dangling or looping link, a folder or a
+    device, so only regular files are ever opened.
+    """
     return sorted(
         p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+        for p in _entries(folder)
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
     )
 
 
-def read_image(path: Path, mode: str) -> np.ndarray:
-    """One image as uint8 (H, W, C) in PIL ``mode`` ("RGB" or "L")."""
-    try:
-        with Image.open(path) as image:
-            array = np.array(image.convert(mode))
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise DataError(f"cannot read image {path} ({exc}); remove or replace it") from None
-    return array[:, :, None] if array.ndim == 2 else array
-
-
-def _image_mode(paths: list[Path]) -> str:
-    """RGB unless every image is single-channel, so one colour image never loses its colour."""
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                if image.mode not in ("1", "L", "I", "I;16", "F"):
-                    return "RGB"
-        except (OSError, UnidentifiedImageError) as exc:
-            raise DataError(f"cannot read image {path} ({exc}); remove or replace it") from None
-    return "L"
+def _is_grey(paths: list[Path]) -> bool:
+    """Grey unless some image has colour, so one colour image never loses its colour."""
+    return all(is_grey(image_mode(path)) for path in paths)
 
 
 def _scan(root: Path) -> tuple[list[Path], list[int], list[str]]:
+    if root.exists() and not root.is_dir():
+        raise DataError(f"image folder {root} is a file, not a folder; set data.root to a folder")
     if not root.is_dir():
         raise DataError(
             f"image folder {root} does not exist; set data.root to a folder of images "
@@ -62,7 +60,7 @@ def _scan(root: Path) -> tuple[list[Path], list[int], list[str]]:
         )
     classes = sorted(
         d.name
-        for d in root.iterdir()
+        for d in _entries(root)
         if d.is_dir() and not d.name.startswith(".") and image_files(d)
     )
     loose = image_files(root)
@@ -87,9 +85,13 @@ def _scan(root: Path) -> tuple[list[Path], list[int], list[str]]:
 
 
 def images_as_raw(paths: list[Path], labels: list[int], class_names: list[str]) -> RawImages:
-    """Decode ``paths`` with a common channel count into variably sized RawImages."""
-    mode = _image_mode(paths)
-    images = [read_image(path, mode) for path in paths]
+    """Decode ``paths`` with a common channel count into variably sized RawImages.
+
+    Each image keeps its own precision (uint8, uint16 or float32 in [0, 1]); ``prepare``
+    scales each by its dtype, so 8- and 16-bit files may share a folder.
+    """
+    grey = _is_grey(paths)
+    images = [read_image(path, grey) for path in paths]
     num_classes = max(MIN_CLASSES, len(class_names))
     return RawImages(images, torch.tensor(labels, dtype=torch.long), num_classes, class_names)
 

@@ -7,6 +7,8 @@ caught by comparing the header with the payload instead of failing later with od
 from __future__ import annotations
 
 import gzip
+import io
+import math
 import zlib
 from pathlib import Path
 
@@ -29,6 +31,12 @@ _MD5 = {
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
+_CHUNK = 1 << 20
+_MAX_DIM = 2**31 - 1
+"""idx dimensions are signed 32-bit integers; a larger one is a corrupt header."""
+MAX_PAYLOAD = 1 << 30
+"""Largest idx payload accepted (1 GiB): far above MNIST's 47 MB or EMNIST's 550 MB, and
+refused from the header alone, before anything is decompressed."""
 CLASS_NAMES = [str(digit) for digit in range(10)]
 
 
@@ -64,36 +72,75 @@ def _find_files(root: Path, split: str, download_missing: bool) -> tuple[Path, P
     return images, labels
 
 
-def _read_bytes(path: Path, limit: int = -1) -> bytes:
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as file:
-                return file.read(limit)
-        with open(path, "rb") as file:
-            return file.read(limit)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path} is truncated or corrupt ({exc}); replace it") from None
+def _open(path: Path) -> io.BufferedIOBase:
+    """The idx bytes of ``path``, decompressed on the fly when it ends in ``.gz``."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def _corrupt(path: Path, exc: BaseException) -> DataError:
+    return DataError(f"{path} is truncated or corrupt ({exc}); replace it")
 
 
 def _parse_header(path: Path, raw: bytes, magic: int) -> tuple[int, ...]:
+    """The dimensions of an idx header, each a positive signed 32-bit integer as the format says."""
     ndim = magic & 0xFF
     if len(raw) < 4 + 4 * ndim or int.from_bytes(raw[:4], "big") != magic:
         raise DataError(f"{path} is not an idx file of the expected kind (magic {magic:#06x})")
-    return tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if any(d == 0 or d > _MAX_DIM for d in dims):
+        raise DataError(
+            f"{path} declares dimensions {dims}; each must be 1..{_MAX_DIM} (corrupt or not "
+            "MNIST); replace it"
+        )
+    return dims
+
+
+def _read_header(path: Path, file: io.BufferedIOBase, magic: int) -> tuple[int, ...]:
+    return _parse_header(path, file.read(4 + 4 * (magic & 0xFF)), magic)
+
+
+def _payload_size(path: Path, dims: tuple[int, ...]) -> int:
+    """Bytes the header promises, computed exactly (numpy's int64 product wraps around)."""
+    size = math.prod(dims)
+    if size > MAX_PAYLOAD:
+        raise DataError(
+            f"{path} declares {dims} = {size} bytes, more than the {MAX_PAYLOAD} accepted "
+            "(corrupt or not MNIST); replace it"
+        )
+    return size
+
+
+def _read_at_most(file: io.BufferedIOBase, limit: int) -> bytearray:
+    """Up to ``limit`` bytes in chunks, so memory follows what the file really holds."""
+    buffer = bytearray()
+    while len(buffer) < limit and (chunk := file.read(min(_CHUNK, limit - len(buffer)))):
+        buffer += chunk
+    return buffer
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
-    """An idx array of unsigned bytes, after checking that the payload matches the header."""
-    raw = _read_bytes(path)
-    dims = _parse_header(path, raw, magic)
-    offset = 4 + 4 * len(dims)
-    expected = int(np.prod(dims))
-    if len(raw) - offset != expected:
+    """An idx array of unsigned bytes, after checking that the payload matches the header.
+
+    The header is read first and bounds everything after it: at most one byte more than it
+    promises is ever decompressed, so a gzip bomb behind a small header costs its declared size,
+    not gigabytes.
+    """
+    try:
+        with _open(path) as file:
+            dims = _read_header(path, file, magic)
+            expected = _payload_size(path, dims)
+            payload = _read_at_most(file, expected + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _corrupt(path, exc) from None
+    if len(payload) != expected:
+        found = f"more than {expected}" if len(payload) > expected else str(len(payload))
         raise DataError(
-            f"{path} holds {len(raw) - offset} data bytes but its header promises {expected} "
+            f"{path} holds {found} data bytes but its header promises {expected} "
             "(truncated or corrupt); replace it"
         )
-    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
+    return np.frombuffer(payload, dtype=np.uint8).reshape(dims)
 
 
 @DATASETS.register("mnist")
@@ -108,7 +155,7 @@ def read_mnist(root: Path, split: str, download: bool) -> RawImages:
         )
     if labels.size and labels.max() > 9:
         raise DataError(f"{labels_path} holds labels above 9; replace it")
-    tensor = torch.from_numpy(images.copy()).unsqueeze(1)
+    tensor = torch.from_numpy(images).unsqueeze(1)
     return RawImages(tensor, torch.from_numpy(labels.astype(np.int64)), 10, CLASS_NAMES)
 
 
@@ -116,4 +163,8 @@ def read_mnist(root: Path, split: str, download: bool) -> RawImages:
 def count_mnist(root: Path, split: str) -> int:
     """The image count from the labels file's header alone."""
     _, labels_path = _find_files(root, split, download_missing=False)
-    return _parse_header(labels_path, _read_bytes(labels_path, 8), _LABELS_MAGIC)[0]
+    try:
+        with _open(labels_path) as file:
+            return _read_header(labels_path, file, _LABELS_MAGIC)[0]
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _corrupt(labels_path, exc) from None

@@ -33,11 +33,15 @@ SAMPLE_NAMES = (
 
 
 def _load(name: str) -> np.ndarray:
-    """One bundled photo as uint8 (H, W, 3); gray photos are repeated over three channels."""
+    """One bundled photo (H, W, 3) in its own dtype; gray photos are repeated over three channels.
+
+    The dtype is kept (not cast to uint8) so that ``prepare`` scales it by what the dtype
+    means; a cast would wrap or clip any photo a future scikit-image ships at 16 bits.
+    """
     image = getattr(skimage.data, name)()
     if isinstance(image, tuple):  # stereo_motorcycle: (left, right, disparity)
         image = image[0]
-    image = np.asarray(image, dtype=np.uint8)
+    image = np.asarray(image)
     return np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image[:, :, :3]
 
 

@@ -22,10 +22,36 @@ def centre_square(images: torch.Tensor) -> torch.Tensor:
     return images[..., top : top + side, left : left + side]
 
 
+PIXEL_SCALE: dict[np.dtype, float] = {
+    np.dtype(np.uint8): 255.0,
+    np.dtype(np.uint16): 65535.0,
+    np.dtype(np.float32): 1.0,
+    np.dtype(np.float64): 1.0,
+}
+"""What full intensity is in each pixel dtype a reader may hand over: 8-bit files, 16-bit files
+(``pixels``: 16-bit PNGs and TIFFs) and floating-point images already in [0, 1]."""
+
+
+def _scale(dtype: np.dtype) -> float:
+    if dtype not in PIXEL_SCALE:
+        raise TypeError(
+            f"no pixel scale for dtype {dtype}; readers must return one of {PIXEL_SCALE}"
+        )
+    return PIXEL_SCALE[dtype]
+
+
 def to_float(images: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """uint8 in [0, 255] to float32 in [0, 1]; a numpy (H, W, C) image becomes (C, H, W)."""
+    """Pixels to float32 in [0, 1], scaled by their dtype; a numpy (H, W, C) image -> (C, H, W).
+
+    The scale comes from the dtype, never from the image's own values, so a dark 16-bit image
+    stays dark and every file in a folder shares one scale.
+    """
     if isinstance(images, np.ndarray):
-        images = torch.from_numpy(np.ascontiguousarray(images)).permute(2, 0, 1)
+        scale = _scale(images.dtype)
+        pixels = torch.from_numpy(np.array(images, dtype=np.float32))  # a writable copy
+        return pixels.permute(2, 0, 1) / scale
+    if images.dtype != torch.uint8:
+        raise TypeError(f"a batch tensor of raw images must be uint8, got {images.dtype}")
     return images.to(torch.float32) / 255.0
 
 
@@ -54,7 +80,8 @@ def convert_channels(images: torch.Tensor, channels: int | None) -> torch.Tensor
 def prepare(
     images: torch.Tensor | list[np.ndarray], size: int, channels: int | None
 ) -> torch.Tensor:
-    """Raw uint8 images (a batch, or a list of differently sized photos) -> float (N, C, S, S)."""
+    """Raw images (a uint8 batch, or a list of differently sized photos of any dtype in
+    ``PIXEL_SCALE``) -> float (N, C, S, S) in [0, 1]."""
     if isinstance(images, torch.Tensor):
         batch = resize_square(to_float(images), size)
     else:

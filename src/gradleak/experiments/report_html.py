@@ -31,6 +31,7 @@ from gradleak.experiments.store import ResultStore, StoredRun
 
 PLOTTED_METRICS = (("psnr_mean", "PSNR (dB)"), ("ssim_mean", "SSIM"))
 NOT_AN_AXIS = frozenset({"attack.name", "seed"})
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
@@ -67,11 +68,23 @@ def _cell(value: Any) -> str:
     return html.escape(format_component(value))
 
 
+def _text(value: Any) -> str:
+    """Any string read from the store (ids, keys, statuses, errors) as inert HTML text: a hostile
+    store must not be able to inject markup or script into the page."""
+    return html.escape(str(value))
+
+
+def _plain(value: Any) -> str:
+    """A store value as matplotlib text that is never parsed as mathtext: an unbalanced or
+    malformed ``$...$`` in an attack name or config value would stop the report."""
+    return str(value).replace("$", r"\$")
+
+
 def _table(runs: list[StoredRun]) -> str:
     table = results_table(runs)
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+    head = "".join(f"<th>{_text(c)}</th>" for c in table.columns)
     body = "".join(
-        f'<tr class="{html.escape(str(row[1]))}">'
+        f'<tr class="{_text(row[1])}">'
         + "".join(f'<td data-v="{_cell(v)}">{_cell(v)}</td>' for v in row)
         + "</tr>"
         for row in table.rows
@@ -80,24 +93,32 @@ def _table(runs: list[StoredRun]) -> str:
 
 
 def _image(run: StoredRun) -> str:
+    """The run's picture, embedded only when the file really is a PNG: the store names the
+    folder, and a hostile store must not get arbitrary local files mailed around in the page."""
     path = Path(run.artifacts_path or "") / "reconstruction.png"
-    if not run.artifacts_path or not path.is_file():
+    try:
+        content = path.read_bytes() if run.artifacts_path and path.is_file() else b""
+    except OSError:
+        content = b""
+    if not content.startswith(PNG_SIGNATURE):
         return "<p>(no picture)</p>"
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="reconstruction {run.id}" src="data:image/png;base64,{data}">'
+    data = base64.b64encode(content).decode()
+    return f'<img alt="reconstruction {_text(run.id)}" src="data:image/png;base64,{data}">'
 
 
 def _cards(runs: list[StoredRun], keys: list[str]) -> str:
     cards = []
     for run in runs:
         flat, metrics = flatten(run.config), run.metrics or {}
-        label = ", ".join(f"{k}={_cell(flat.get(k))}" for k in keys) or run.id
+        label = ", ".join(f"{_text(k)}={_cell(flat.get(k))}" for k in keys) or _text(run.id)
         detail = (
             f"PSNR {_cell(metrics.get('psnr_mean'))} dB, SSIM {_cell(metrics.get('ssim_mean'))}"
             if run.status == "done"
-            else f"{run.status}: {html.escape(run.error or '')}"
+            else f"{_text(run.status)}: {_text(run.error or '')}"
         )
-        cards.append(f'<div class="card"><b>{run.id}</b><br>{label}<br>{detail}{_image(run)}</div>')
+        cards.append(
+            f'<div class="card"><b>{_text(run.id)}</b><br>{label}<br>{detail}{_image(run)}</div>'
+        )
     return f'<div class="cards">{"".join(cards)}</div>'
 
 
@@ -121,10 +142,11 @@ def _plot(runs: list[StoredRun], key: str) -> str:
         for attack, points in sorted(series.items()):
             at = [x for x in xs if x in points]
             pos = at if numeric else [xs.index(x) for x in at]
-            ax.plot(pos, [sum(points[x]) / len(points[x]) for x in at], marker="o", label=attack)
+            means = [sum(points[x]) / len(points[x]) for x in at]
+            ax.plot(pos, means, marker="o", label=_plain(attack))
         if not numeric:
-            ax.set_xticks(range(len(xs)), [str(x) for x in xs], rotation=20)
-        ax.set_xlabel(key)
+            ax.set_xticks(range(len(xs)), [_plain(x) for x in xs], rotation=20)
+        ax.set_xlabel(_plain(key))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0].legend(title="attack", fontsize=8)
