@@ -23,8 +23,9 @@ OFFICIAL_HEAD_KEYS = [f"lin{i}.model.1.weight" for i in range(5)]
 
 @pytest.fixture
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty torch hub cache."""
+    """An empty torch hub cache, and no installed gradleak weights."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("GRADLEAK_WEIGHTS", str(tmp_path / "gradleak-weights"))
     path = hub_checkpoints()
     path.mkdir(parents=True)
     return path
@@ -98,6 +99,7 @@ def test_missing_weights_give_none_and_one_notice(
         assert LPIPS.load("alex") is None
     assert len(caplog.records) == 1
     assert "lpips_alex_v0.1.pth" in caplog.text and str(hub) in caplog.text
+    assert "gradleak weights fetch lpips" in caplog.text
     torch.save(
         {
             k: torch.rand(1, c, 1, 1)

@@ -1,9 +1,16 @@
 """LPIPS (Zhang et al. 2018), v0.1, without torchvision or the ``lpips`` package.
 
-Weights are never downloaded: the backbone comes from torchvision's checkpoint in the torch hub
-cache and the linear heads from the official ``weights/v0.1/<backbone>.pth`` file (keys
-``lin0.model.1.weight`` ...). When a file is absent, :meth:`LPIPS.load` logs one notice and
-returns None, and scores carry ``lpips_mean: null``.
+Scoring never downloads anything. Weights are looked for, in this order:
+
+1. ``metrics.lpips_weights`` when configured (heads only, or a combined checkpoint);
+2. gradleak's own combined checkpoint ``lpips_<backbone>.pt`` in :func:`weights_dir`
+   (``$GRADLEAK_WEIGHTS``, else ``$XDG_CACHE_HOME/gradleak/weights``, else
+   ``~/.cache/gradleak/weights``), which ``gradleak weights fetch lpips`` installs;
+3. the official heads ``lpips_<backbone>_v0.1.pth`` plus torchvision's backbone checkpoint in the
+   torch hub cache (``$TORCH_HOME/hub/checkpoints``).
+
+When none is there, :meth:`LPIPS.load` logs one notice and returns None, and scores carry
+``lpips_mean: null``.
 
 Images smaller than 32 pixels are upsampled bilinearly to 32 first: AlexNet's three poolings
 need at least 31 pixels, and 32 is CIFAR's native size, at which LPIPS is usually reported.
@@ -12,6 +19,7 @@ need at least 31 pixels, and 32 is CIFAR's native size, at which LPIPS is usuall
 from __future__ import annotations
 
 import logging
+import os
 from itertools import islice
 from pathlib import Path
 
@@ -33,6 +41,20 @@ NORM_EPS = 1e-10
 def hub_checkpoints() -> Path:
     """torch's hub cache for checkpoints (``$TORCH_HOME/hub/checkpoints`` by default)."""
     return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def weights_dir() -> Path:
+    """gradleak's own folder for converted weights: ``$GRADLEAK_WEIGHTS`` or a user cache dir."""
+    configured = os.environ.get("GRADLEAK_WEIGHTS")
+    if configured:
+        return Path(configured).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "gradleak" / "weights"
+
+
+def installed_path(backbone: str) -> Path:
+    """The combined (backbone + heads) checkpoint that ``gradleak weights fetch lpips`` writes."""
+    return weights_dir() / f"lpips_{backbone}.pt"
 
 
 def default_head_path(backbone: str) -> Path:
@@ -104,13 +126,16 @@ class LPIPS(nn.Module):
     def load(cls, backbone: str = "alex", weights_path: Path | None = None) -> LPIPS | None:
         """LPIPS with pretrained weights, or None (and one logged notice) when they are absent.
 
-        ``weights_path`` is the linear heads' file (or a combined checkpoint); when None it is
-        looked for at :func:`default_head_path`. A configured path that does not exist is a
-        user mistake and raises :class:`ConfigError`.
+        ``weights_path`` is the linear heads' file (or a combined checkpoint); when None, the
+        installed checkpoint (:func:`installed_path`) is used if present, else the official heads
+        at :func:`default_head_path`. A configured path that does not exist is a user mistake and
+        raises :class:`ConfigError`.
         """
         spec = BACKBONES.get(backbone)
         if weights_path is not None and not Path(weights_path).expanduser().is_file():
             raise ConfigError(f"metrics.lpips_weights: {weights_path} does not exist")
+        if weights_path is None and installed_path(backbone).is_file():
+            weights_path = installed_path(backbone)
         head_path = Path(weights_path).expanduser() if weights_path else default_head_path(backbone)
         if not head_path.is_file():
             _notice(f"LPIPS linear heads {head_path.name}", head_path)
@@ -133,7 +158,11 @@ class LPIPS(nn.Module):
 
 
 def _notice(what: str, path: Path) -> None:
-    log.warning("lpips_mean is null: %s not found; put it at %s", what, path)
+    log.warning(
+        "lpips_mean is null: %s not found at %s; run `gradleak weights fetch lpips` to install it",
+        what,
+        path,
+    )
 
 
 def _read(path: Path) -> dict[str, torch.Tensor]:
