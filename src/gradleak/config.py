@@ -219,7 +219,7 @@ class ExperimentConfig(Section):
     # torch intra-op threads. One by default: the models attacked here are small, and on a
     # machine with few, shared cores OpenMP threads spin-wait on each other (measured: the demo
     # ran 9x slower with 2 threads than with 1 on 2 busy cores). Raise it on an idle many-core host.
-    threads: PositiveInt = 1
+    threads: int = Field(default=1, ge=1, le=1024)
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     federation: FederationConfig = Field(default_factory=FederationConfig)

@@ -30,6 +30,7 @@ def _no_run(*args: object, **kwargs: object) -> None:
         ("seed=-1", "seed"),
         (f"seed={2**64}", "seed"),
         (f"seed={2**63}", "seed"),
+        ("threads=100000", "threads"),
         ("device=meta", "device"),
         ("device=mps", "device"),
         ("device=cuda:x", "device"),

@@ -189,3 +189,20 @@ def test_failed_atomic_write_leaves_neither_file_nor_temporary(
     with pytest.raises(OSError):
         run_folder.write_atomic(target, b"{}")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_library_run_refuses_an_unusable_folder_before_the_attack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gradleak.config import validate_config
+    from gradleak.errors import OutputError
+    from gradleak.experiments.runner import run_experiment
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the scenario was built before the output folder was checked")
+
+    monkeypatch.setattr("gradleak.experiments.scenario.THREATS.get", refuse)
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    with pytest.raises(OutputError, match="is a file"):
+        run_experiment(validate_config({"attack": {"iterations": 2}}), taken)

@@ -41,25 +41,14 @@ def _nearest_existing(folder: Path) -> Path:
     return Path("/")
 
 
-def prepare_run_folder(folder: Path, overwrite: bool = False, need_bytes: int = 0) -> bool:
-    """Prove ``folder`` can take a run, before the run does any work.
-
-    A folder that does not exist yet is not created (a run that then fails on its config or data
-    leaves nothing behind): the ancestor it would be created in is probed instead. An earlier
-    run in ``folder`` is refused unless ``overwrite``; with it, the earlier run's files are
-    removed now (only those, never anything else), so a run that then fails never leaves the old
-    ``metrics.json`` beside new files. Returns whether an earlier run was replaced.
-    """
+def check_writable(folder: Path, need_bytes: int = 0) -> None:
+    """Refuse a ``folder`` that is a file, cannot be written or lacks the space, leaving it as
+    it is (a folder that does not exist yet is not created: a run that then fails on its config
+    or data leaves nothing behind; the ancestor it would be created in is probed instead)."""
     base = _nearest_existing(folder)
     if not base.is_dir():
         what = "is a file" if base == folder else f"is inside {base}, which is a file"
         raise OutputError(f"output {folder} {what}, not a folder")
-    found = earlier_run(folder) if base == folder else None
-    if found is not None and not overwrite:
-        raise OutputError(
-            f"output {folder} already holds a run ({found}); pass --overwrite to replace it "
-            "or choose another --output"
-        )
     try:
         with tempfile.TemporaryFile(dir=base, prefix=".gradleak-probe-") as probe:
             probe.write(b"probe")
@@ -75,6 +64,22 @@ def prepare_run_folder(folder: Path, overwrite: bool = False, need_bytes: int = 
         raise OutputError(
             f"output folder {folder} has {free} bytes free; the run needs about "
             f"{need_bytes + MIN_FREE_BYTES}"
+        )
+
+
+def prepare_run_folder(folder: Path, overwrite: bool = False, need_bytes: int = 0) -> bool:
+    """Prove ``folder`` can take a new run (:func:`check_writable`), before any work.
+
+    An earlier run in it is refused unless ``overwrite``; with it, the earlier run's files are
+    removed now (only those, never anything else), so a run that then fails never leaves the old
+    ``metrics.json`` beside new files. Returns whether an earlier run was replaced.
+    """
+    check_writable(folder, need_bytes)
+    found = earlier_run(folder) if folder.is_dir() else None
+    if found is not None and not overwrite:
+        raise OutputError(
+            f"output {folder} already holds a run ({found}); pass --overwrite to replace it "
+            "or choose another --output"
         )
     if found is not None:
         for name in reversed(RUN_FILES):

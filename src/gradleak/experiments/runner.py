@@ -144,6 +144,7 @@ def run_experiment(
     register_builtin_components()
     prepare_torch(config)
     device = resolve_device(config.device)
+    run_folder.check_writable(output_dir)  # a full or read-only disk fails now, not after the attack
     attack = ATTACKS.get(config.attack.name)(config.attack)
     scenario = THREATS.get(config.threat.attacker)(config, device)
     attack.check(scenario.target.capabilities)
