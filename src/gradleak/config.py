@@ -249,7 +249,7 @@ def _first_error_line(exc: PydanticValidationError) -> str:
     if err["type"] == "extra_forbidden":
         return f"config key {where!r} does not exist"
     if err["type"] == "string_pattern_mismatch" and err["loc"] == ("device",):
-        return f"config value device: {err['input']!r} is not cpu, cuda, cuda:N or auto"
+        return f"config value device: {str(err['input'])[:40]!r} is not cpu, cuda, cuda:N or auto"
     return f"config value {where}: {err['msg']}"
 
 
@@ -260,7 +260,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set expects key.path=value, got {text!r}")
     path = [part.strip() for part in key.strip().split(".")]
     if not all(path):
-        raise ConfigError(f"--set {key.strip()!r}: a key path has no empty parts")
+        raise ConfigError(f"--set {key.strip()!r}: a key path may not have empty parts")
     return path, parse_value(raw, f"--set {key.strip()}")
 
 
