@@ -16,10 +16,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-import gradleak.commands  # noqa: F401 - registers the command modules on the app
 from gradleak.cli_app import DeviceOption, OutputOption, SetOption, _state, app, console
 from gradleak.config import ExperimentConfig, load_config
 from gradleak.errors import GradleakError
+from gradleak.interrupts import exit_status, interrupt_exits, sigterm_as_interrupt
+
+try:
+    import gradleak.commands  # noqa: F401 - registers the command modules on the app
+except KeyboardInterrupt:  # Ctrl-C during the slow imports (torch, ...): one line, no traceback
+    sys.stderr.write("interrupted (Ctrl-C) while gradleak was starting\n")
+    raise SystemExit(130) from None
 
 
 def demo_config_path() -> Path:
@@ -60,18 +66,35 @@ def _summary(metrics: dict[str, Any], output: Path) -> None:
     console.print(f"outputs in {output}")
 
 
-def _run(config_path: Path, overrides: list[str], output: Path | None, device: str | None) -> None:
-    from gradleak.experiments.runner import run_experiment
+INTERRUPTED_RUN = "before the run finished; no metrics.json was written"
+
+OverwriteOption = Annotated[
+    bool, typer.Option("--overwrite", help="Replace an earlier run in the --output folder.")
+]
+
+
+def _run(
+    config_path: Path,
+    overrides: list[str],
+    output: Path | None,
+    device: str | None,
+    overwrite: bool = False,
+) -> None:
+    from gradleak.experiments import run_folder, runner
+    from gradleak.footprint import check_fits_in_memory, output_bytes
 
     if device is not None:
         overrides = [*overrides, f"device={device}"]
     config = load_config(config_path, overrides)
+    check_fits_in_memory(config)
     output = output or Path("runs") / f"{config_path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if run_folder.prepare_run_folder(output, overwrite, output_bytes(config)):
+        console.print(f"replacing the earlier run in {output}", highlight=False, soft_wrap=True)
     _describe(config)
-    metrics = run_experiment(config, output, progress=True)
+    metrics = runner.run_experiment(config, output, progress=True)
     _summary(metrics, output)
     if metrics.get("interrupted"):
-        raise typer.Exit(130)
+        raise typer.Exit(exit_status())
 
 
 @app.command()
@@ -80,15 +103,19 @@ def run(
     set_: SetOption = None,
     output: OutputOption = None,
     device: DeviceOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Run one experiment and write config.yaml, metrics.json and reconstruction.png."""
-    _run(config, set_ or [], output, device)
+    with interrupt_exits(INTERRUPTED_RUN):
+        _run(config, set_ or [], output, device, overwrite)
 
 
 @app.command()
 def demo(set_: SetOption = None, output: OutputOption = None, device: DeviceOption = None) -> None:
-    """Run the bundled default experiment on bundled images (no download)."""
-    _run(demo_config_path(), set_ or [], output or Path("demo-output"), device)
+    """Run the bundled default experiment on bundled images (no download); replaces an earlier
+    demo run in its output folder."""
+    with interrupt_exits(INTERRUPTED_RUN):
+        _run(demo_config_path(), set_ or [], output or Path("demo-output"), device, overwrite=True)
 
 
 @app.command()
@@ -111,7 +138,8 @@ def datasets(
 def main() -> None:
     """Console-script entry point: run the app, turning user errors into one line + exit 2."""
     try:
-        app()
+        with sigterm_as_interrupt():
+            app()
     except GradleakError as exc:
         if _state["debug"]:
             raise

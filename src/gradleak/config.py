@@ -7,11 +7,11 @@ keys are rejected (``extra="forbid"``) so that a typo never silently falls back 
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,8 +24,17 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from gradleak.errors import ConfigError
+from gradleak.yaml_io import dump_yaml, parse_value, read_yaml_file
 
 DATA_ROOT_ENV = "GRADLEAK_DATA"
+
+MAX_SEED = 2**63 - 1
+"""Largest seed: torch takes up to 2**64 - 1, numpy's generators no negative one; this leaves
+room for the offsets derived generators add."""
+MAX_IMAGE_SIZE = 1024
+MAX_BATCH = 65_536
+MAX_CLIENTS = 1_000_000
+DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
 
 
 def default_data_root() -> Path:
@@ -44,9 +53,10 @@ def default_data_root() -> Path:
 
 
 class Section(BaseModel):
-    """Base for every config section: strict keys, validated assignment."""
+    """Base for every config section: strict keys, validated assignment, finite floats (an
+    ``inf`` learning rate or a ``nan`` weight is a typo, never a setting)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class PartitionConfig(Section):
@@ -61,7 +71,7 @@ class DataConfig(Section):
     name: str = "samples"
     root: Path | None = None
     split: Literal["train", "test"] = "test"
-    image_size: PositiveInt = 32
+    image_size: int = Field(default=32, ge=1, le=MAX_IMAGE_SIZE)
     channels: Literal[1, 3] | None = None
     max_images: PositiveInt | None = None
     download: bool = False
@@ -81,7 +91,7 @@ class DataConfig(Section):
 class ModelConfig(Section):
     name: str = "convnet"
     activation: str | None = None  # None: the model's literature default (sigmoid for lenet_dlg)
-    width: PositiveInt = 16
+    width: int = Field(default=16, ge=1, le=4096)
     norm: Literal["batchnorm", "groupnorm", "none"] = "batchnorm"
     checkpoint: Path | None = None
     train_mode: bool = True
@@ -106,9 +116,9 @@ class FederationConfig(Section):
     cannot use the data set's test split (see ``fl.evaluation``).
     """
 
-    num_clients: PositiveInt = 1
-    clients_per_round: PositiveInt | None = None
-    batch_size: PositiveInt = 1
+    num_clients: int = Field(default=1, ge=1, le=MAX_CLIENTS)
+    clients_per_round: int | None = Field(default=None, ge=1, le=MAX_CLIENTS)
+    batch_size: int = Field(default=1, ge=1, le=MAX_BATCH)
     protocol: Literal["fedsgd", "fedavg"] = "fedsgd"
     local_steps: PositiveInt = 1
     local_epochs: PositiveInt | None = None
@@ -203,12 +213,13 @@ class MetricsConfig(Section):
 class ExperimentConfig(Section):
     """A whole experiment: deployment, threat, attack and scoring."""
 
-    seed: int = 0
-    device: str = "cpu"
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
+    device: str = Field(default="cpu", pattern=DEVICE_PATTERN)
+    """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (cuda when available); nothing else runs."""
     # torch intra-op threads. One by default: the models attacked here are small, and on a
     # machine with few, shared cores OpenMP threads spin-wait on each other (measured: the demo
     # ran 9x slower with 2 threads than with 1 on 2 busy cores). Raise it on an idle many-core host.
-    threads: PositiveInt = 1
+    threads: int = Field(default=1, ge=1, le=1024)
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     federation: FederationConfig = Field(default_factory=FederationConfig)
@@ -233,8 +244,12 @@ class ExperimentConfig(Section):
 def _first_error_line(exc: PydanticValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "config"
+    if len(where) > 80:
+        where = where[:77] + "..."
     if err["type"] == "extra_forbidden":
         return f"config key {where!r} does not exist"
+    if err["type"] == "string_pattern_mismatch" and err["loc"] == ("device",):
+        return f"config value device: {str(err['input'])[:40]!r} is not cpu, cuda, cuda:N or auto"
     return f"config value {where}: {err['msg']}"
 
 
@@ -243,16 +258,15 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set expects key.path=value, got {text!r}")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.strip().split("."), value
+    path = [part.strip() for part in key.strip().split(".")]
+    if not all(path):
+        raise ConfigError(f"--set {key.strip()!r}: a key path may not have empty parts")
+    return path, parse_value(raw, f"--set {key.strip()}")
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of the raw config dict with every ``key.path=value`` applied."""
-    out: dict[str, Any] = yaml.safe_load(yaml.safe_dump(raw)) or {}
+    out: dict[str, Any] = copy.deepcopy(raw)
     for text in overrides:
         path, value = parse_override(text)
         node = out
@@ -267,22 +281,13 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Read a YAML config file into a plain dict (not yet validated)."""
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+def read_config_file(path: Path, what: str = "config file") -> dict[str, Any]:
+    """Read a YAML config (or sweep) file into a plain dict (not yet validated)."""
+    raw = read_yaml_file(Path(path), what)
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections")
+        raise ConfigError(f"{what} {path} must hold a mapping of sections, got {type(raw).__name__}")
     return raw
 
 
@@ -302,4 +307,4 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> Experi
 
 def dump_config(config: ExperimentConfig) -> str:
     """The fully resolved config as YAML, as written to a run's ``config.yaml``."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    return dump_yaml(config.model_dump(mode="json"))

@@ -20,6 +20,10 @@ class DataError(GradleakError):
     """A data set that is missing, truncated, corrupt or unsafe to load."""
 
 
+class OutputError(GradleakError):
+    """A run folder that cannot be written: a file, read-only, full, or an earlier run."""
+
+
 class UnknownNameError(ConfigError):
     """A registry was asked for a name it does not hold."""
 

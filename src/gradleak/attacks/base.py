@@ -24,7 +24,7 @@ ProgressCallback = Callable[[int, float], None]
 class AttackOptions(BaseModel):
     """Base for an attack's own options (``attack.options`` in a config); unknown keys fail."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 @dataclass

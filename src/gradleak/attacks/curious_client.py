@@ -63,7 +63,7 @@ from gradleak.fl.functional import Params
 class PriorOptions(BaseModel):
     """``attack.options.prior``: refine the inversion with a DDPM (see ``gradleak.priors``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model: str
     """A folder written by ``gradleak prior train`` (or any DDPMPipeline), or a hub id."""

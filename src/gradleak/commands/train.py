@@ -16,13 +16,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gradleak.cli_app import DeviceOption, OutputOption, SetOption, app, console
 from gradleak.config import ExperimentConfig, dump_config, load_config
+from gradleak.interrupts import interrupt_exits
 
 
 def train_federation(config: ExperimentConfig, progress: bool = False) -> dict[str, Any]:
     """Train for ``federation.rounds`` rounds; the metrics ``gradleak train`` writes."""
-    import torch
-
-    from gradleak.experiments.runner import prepare_torch
+    from gradleak.experiments.runner import prepare_torch, resolve_device
     from gradleak.experiments.scenario import build_model_for
     from gradleak.fl.build import build_federation
     from gradleak.fl.dp_training import reported_epsilon
@@ -31,7 +30,7 @@ def train_federation(config: ExperimentConfig, progress: bool = False) -> dict[s
     started = time.perf_counter()
     prepare_torch(config)
     train, test, test_source = train_and_test(config)
-    model = build_model_for(config, train, torch.device(config.device))
+    model = build_model_for(config, train, resolve_device(config.device))
     federation = build_federation(config, train, model)
     accuracy: list[float] = []
     with Progress(
@@ -73,15 +72,29 @@ def train(
     set_: SetOption = None,
     output: OutputOption = None,
     device: DeviceOption = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an earlier run in the --output folder.")
+    ] = False,
 ) -> None:
     """Train the federation; write config.yaml and metrics.json (test accuracy per round, epsilon)."""
     overrides = [*(set_ or []), *([f"device={device}"] if device else [])]
+    from gradleak.experiments import run_folder
+    from gradleak.footprint import check_fits_in_memory
+
     resolved = load_config(config, overrides)
+    check_fits_in_memory(resolved)
     folder = output or Path("runs") / f"train-{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    metrics = train_federation(resolved, progress=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.yaml").write_text(dump_config(resolved))
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    run_folder.prepare_run_folder(folder, overwrite)
+    with interrupt_exits("before training finished; nothing was written"):
+        metrics = train_federation(resolved, progress=True)
+    name = "config.yaml"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        run_folder.write_atomic(folder / name, dump_config(resolved).encode())
+        name = "metrics.json"
+        run_folder.write_atomic(folder / name, json.dumps(metrics, indent=2).encode())
+    except OSError as exc:
+        raise run_folder.output_failure(folder, name, exc) from None
     eps = "" if metrics["epsilon"] is None else f", epsilon {metrics['epsilon']:.3g}"
     console.print(
         f"final test accuracy {metrics['final_accuracy']:.3f} on {metrics['num_test_images']} "

@@ -18,13 +18,13 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 from gradleak.errors import ConfigError
 from gradleak.experiments.store import ResultStore, StoredRun
 from gradleak.registry import Registry
+from gradleak.yaml_io import parse_value
 
 METRIC_COLUMNS = ("psnr_mean", "ssim_mean", "lpips_mean", "label_accuracy")
 RUN_FIELDS = ("sweep", "status")
@@ -78,7 +78,7 @@ def parse_selectors(
             raise ConfigError(f"{option} expects key.path=value, got {text!r}")
         if runs and key.strip() not in known:
             raise ConfigError(f"{option} key {key.strip()!r} is not a config key of any stored run")
-        selectors.append((key.strip(), yaml.safe_load(raw) if raw.strip() else ""))
+        selectors.append((key.strip(), parse_value(raw, f"{option} {key.strip()}")))
     return selectors
 
 

@@ -9,6 +9,7 @@ computed is lost.
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import random
 import time
@@ -21,6 +22,7 @@ import torch
 from gradleak.attacks.base import ATTACKS, ProgressCallback, Reconstruction
 from gradleak.config import ExperimentConfig, dump_config
 from gradleak.errors import ConfigError
+from gradleak.experiments import run_folder
 from gradleak.experiments.pictures import save_reconstruction_grid
 from gradleak.experiments.scenario import THREATS, Scenario
 from gradleak.metrics.lpips import LPIPS
@@ -94,19 +96,12 @@ def write_outputs(
     report: ScoreReport,
     metrics: dict[str, Any],
 ) -> None:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "config.yaml").write_text(dump_config(config))
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    """Write the run folder, ``metrics.json`` last (see ``run_folder``); a failed write (a full
+    disk) is one OutputError line that says what was kept."""
     truth = scenario.truth.images.cpu()
     pairs = report.per_image
     title = f"{config.attack.name} vs {config.threat.attacker}: {report.psnr_mean:.2f} dB mean PSNR"
-    save_reconstruction_grid(
-        truth[[p["index"] for p in pairs]],
-        recon.images.detach().cpu()[[p["matched_to"] for p in pairs]],
-        [p["psnr"] for p in pairs],
-        output_dir / "reconstruction.png",
-        title,
-    )
+    tensors = io.BytesIO()
     torch.save(
         {
             "reconstruction": recon.images.cpu(),
@@ -114,8 +109,28 @@ def write_outputs(
             "truth": truth,
             "truth_labels": scenario.truth.labels.cpu(),
         },
-        output_dir / "tensors.pt",
+        tensors,
     )
+    name = "config.yaml"
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        run_folder.write_atomic(output_dir / name, dump_config(config).encode())
+        name = "reconstruction.png"
+        with run_folder.replacing(output_dir / name) as picture:
+            save_reconstruction_grid(
+                truth[[p["index"] for p in pairs]],
+                recon.images.detach().cpu()[[p["matched_to"] for p in pairs]],
+                [p["psnr"] for p in pairs],
+                picture,
+                title,
+            )
+        name = "tensors.pt"
+        run_folder.write_atomic(output_dir / name, tensors.getvalue())
+        name = "metrics.json"
+        text = json.dumps(metrics, indent=2, default=float)
+        run_folder.write_atomic(output_dir / name, text.encode())
+    except OSError as exc:
+        raise run_folder.output_failure(output_dir, name, exc) from None
 
 
 def run_experiment(
@@ -129,6 +144,7 @@ def run_experiment(
     register_builtin_components()
     prepare_torch(config)
     device = resolve_device(config.device)
+    run_folder.check_writable(output_dir)  # a full or read-only disk fails now, not after the attack
     attack = ATTACKS.get(config.attack.name)(config.attack)
     scenario = THREATS.get(config.threat.attacker)(config, device)
     attack.check(scenario.target.capabilities)

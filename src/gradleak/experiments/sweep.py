@@ -155,7 +155,7 @@ def expand(
 def load_sweep(path: Path) -> Sweep:
     """Read, expand and validate a sweep file."""
     path = Path(path)
-    spec = read_config_file(path)
+    spec = read_config_file(path, "sweep file")
     unknown = sorted(set(spec) - SWEEP_KEYS)
     if unknown:
         raise ConfigError(
