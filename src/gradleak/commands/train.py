@@ -23,7 +23,7 @@ def train_federation(config: ExperimentConfig, progress: bool = False) -> dict[s
     import torch
 
     from gradleak.experiments.runner import prepare_torch
-    from gradleak.experiments.scenario import build_model_for
+    from gradleak.experiments.threats import build_model_for
     from gradleak.fl.build import build_federation
     from gradleak.fl.dp_training import reported_epsilon
     from gradleak.fl.evaluation import train_and_test

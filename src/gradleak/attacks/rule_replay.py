@@ -19,6 +19,7 @@ from gradleak.attacks.target import UpdateModel
 from gradleak.fl.aggregators import Aggregator
 from gradleak.fl.flatten import ParamLayout
 from gradleak.fl.functional import Params
+from gradleak.fl.replay import combine
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,4 @@ class RuleReplay(UpdateModel):
 
     def combine(self, stacked: Tensor) -> Tensor:
         """The exposed ``(d,)`` update from the groups' ``(g, d)`` updates."""
-        if self.rule is None or self.uploads is None:
-            return stacked.mean(dim=0)
-        rows = torch.cat([stacked, self.uploads.to(stacked.device, stacked.dtype)])
-        return self.rule(rows).aggregate
+        return combine(stacked, self.rule, self.uploads)
