@@ -63,7 +63,9 @@ def from_upload(observation: ServerObservation) -> AttackTarget:
         )
     protocol = observation.protocol
     return AttackTarget(
-        update_model=UpdateModel(observation.model, server_schedule(observation), 1, protocol.train_mode),
+        update_model=UpdateModel(
+            observation.model, server_schedule(observation), 1, protocol.train_mode
+        ),
         parameters=observation.parameters,
         buffers=observation.buffers,
         observed_update=observation.update,

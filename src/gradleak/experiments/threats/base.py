@@ -59,7 +59,9 @@ def capabilities_of(config: ExperimentConfig) -> Capabilities:
     )
 
 
-def build_model_for(config: ExperimentConfig, data: ImageDataset, device: torch.device) -> nn.Module:
+def build_model_for(
+    config: ExperimentConfig, data: ImageDataset, device: torch.device
+) -> nn.Module:
     torch.manual_seed(config.seed)
     model = build_model(config.model, data.num_classes, data.channels, data.image_size)
     return model.to(device).train(config.model.train_mode)
