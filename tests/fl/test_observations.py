@@ -72,9 +72,9 @@ def holds(tensor: Tensor, labels: Tensor) -> bool:
 def label_leaks(handed: object, labels: Tensor) -> list[str]:
     leaks = []
     for path, value in walk(handed):
-        if path.rsplit(".", 1)[-1] in {"labels", "granted_labels"} and value is not None:
-            leaks.append(path)
-        elif isinstance(value, Tensor) and holds(value.detach(), labels):
+        if (path.rsplit(".", 1)[-1] in {"labels", "granted_labels"} and value is not None) or (
+            isinstance(value, Tensor) and holds(value.detach(), labels)
+        ):
             leaks.append(path)
     return leaks
 
@@ -171,3 +171,25 @@ def test_the_attacks_model_is_not_the_federations_module() -> None:
     handle = target.model.register_forward_hook(lambda *_: None)
     assert fed.model.training and not fed.model._forward_hooks
     handle.remove()
+
+
+def test_inverting_gradients_matches_batchnorm_statistics_to_the_observed_buffers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gradleak.attacks.inverting_gradients as ig
+    from gradleak.config import AttackConfig
+
+    seen: list[object] = []
+
+    def recording(model: nn.Module, buffers: dict, observed_buffers: dict | None = None) -> dict:
+        seen.append(observed_buffers)
+        return reference_statistics(model, buffers, observed_buffers)
+
+    monkeypatch.setattr(ig, "reference_statistics", recording)
+    fed = federation("threat.knows_buffers=true", "threat.knows_labels=true")
+    target = from_upload(fed.server_observation(0, VICTIM))
+    config = AttackConfig(
+        name="inverting_gradients", iterations=1, labels="given", options={"bn_weight": 0.1}
+    )
+    ig.InvertingGradients(config).reconstruct(target)
+    assert seen == [target.observed_buffers] and seen[0] is not None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from gradleak.attacks.target import UpdateModel
@@ -41,7 +40,7 @@ class RuleReplay(UpdateModel):
     ) -> Params:
         layout = ParamLayout.of(params)
         updates = self.group_updates(params, buffers, images, labels, create_graph)
-        stacked = torch.stack([layout.flatten(update) for update in updates])
+        stacked = layout.stack(updates)
         return layout.unflatten(self.combine(stacked))
 
     def combine(self, stacked: Tensor) -> Tensor:

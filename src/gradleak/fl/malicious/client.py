@@ -148,7 +148,7 @@ class MaliciousClient:
             self.model.train(self.train_mode)
             groups = group_updates(self.model, self.schedule, revealed.groups, before,
                                    context.buffers, dummy, labels, clip)  # fmt: skip
-            stacked = torch.stack([layout.flatten(g) for g in groups])
+            stacked = layout.stack(groups)
             predicted = combine(stacked, revealed.rule, revealed.uploads)
             loss = (predicted - revealed.update).square().sum()
             optimiser.zero_grad()
