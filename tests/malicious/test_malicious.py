@@ -13,7 +13,8 @@ from gradleak.data import load_dataset
 from gradleak.errors import ConfigError
 from gradleak.experiments.malicious_analysis import Setting, analyse
 from gradleak.experiments.runner import run_experiment
-from gradleak.experiments.threats.malicious import check_malicious_threat, malicious_peer
+from gradleak.experiments.threats.checks import check_malicious_threat
+from gradleak.experiments.threats.malicious import malicious_peer
 from gradleak.fl.aggregators import build_aggregator
 from gradleak.fl.flatten import ParamLayout
 from gradleak.fl.functional import LocalSchedule, local_update, split_state

@@ -22,7 +22,6 @@ import torch
 from gradleak.attacks.labels import recover_labels
 from gradleak.attacks.targets import Exposure, from_revealed
 from gradleak.config import ExperimentConfig
-from gradleak.errors import ConfigError
 from gradleak.experiments import scoring_malicious
 from gradleak.experiments.threats.base import (
     THREATS,
@@ -31,53 +30,14 @@ from gradleak.experiments.threats.base import (
     build_model_for,
     capabilities_of,
 )
-from gradleak.experiments.threats.peer import check_peer_threat
+from gradleak.experiments.threats.checks import check_malicious_threat, malicious_ids
 from gradleak.fl.build import build_federation, federation_data, federation_rules
 from gradleak.fl.flatten import ParamLayout
 from gradleak.fl.malicious.client import ClientDP, MaliciousClient
-from gradleak.fl.malicious.joint import SELECTION
-from gradleak.fl.malicious.strategies import TOLERANCE, RuleShape, build_strategy, strategy_name
+from gradleak.fl.malicious.strategies import RuleShape, build_strategy, strategy_name
 from gradleak.fl.observations import ClientHistory, RecordSpec
 from gradleak.fl.protocol import client_clip_noise
 from gradleak.metrics.labels import label_accuracy
-
-
-def malicious_ids(config: ExperimentConfig) -> list[int]:
-    threat = config.threat
-    return list(range(threat.attacker_client, threat.attacker_client + threat.num_malicious))
-
-
-def check_malicious_threat(config: ExperimentConfig) -> None:
-    """Every impossible malicious setting, as one clear line, before any data is read."""
-    check_peer_threat(config)
-    fed, threat, rule = config.federation, config.threat, config.defense.aggregator.name
-    n, f, ids = fed.num_clients, threat.num_malicious, malicious_ids(config)
-    if ids[-1] >= n:
-        raise ConfigError(f"threat.num_malicious={f} colluders from client {threat.attacker_client} "
-                          f"need clients up to {ids[-1]}, but there are {n}")
-    if threat.victim >= n or threat.victim in ids:
-        raise ConfigError(f"threat.victim={threat.victim} must be an honest client: one of 0..{n - 1} "
-                          f"other than the malicious {ids}")
-    a, b = TOLERANCE.get(rule, (1, 1))
-    if n < a * f + b:
-        raise ConfigError(f"threat.num_malicious={f} is too many for {rule} with {n} clients: it "
-                          f"needs n >= {a}f + {b}; lower threat.num_malicious or add clients")
-    if (fed.clients_per_round or n) != n:
-        raise ConfigError("the malicious peer needs every client in every round: unset "
-                          "federation.clients_per_round")
-    if any(k in ids for byz in fed.byzantine for k in byz.clients):
-        raise ConfigError(f"federation.byzantine already replaces some of the malicious clients {ids}")
-    if threat.await_victim and rule != "krum":
-        raise ConfigError(f"threat.await_victim needs defense.aggregator.name=krum (got {rule}): only "
-                          "Krum exposes one client's update whole")
-    if config.defense.secure_aggregation and rule != "mean":
-        raise ConfigError("secure aggregation runs only under the mean")
-    build_strategy(threat.strategy, rule, threat.strategy_options)
-    aims = strategy_name(threat.strategy, rule) == "selection_steering" or (
-        strategy_name(threat.strategy, rule) == "joint" and rule in SELECTION)
-    if aims and not threat.knows_labels:
-        raise ConfigError(f"threat.strategy={threat.strategy} under {rule} aims at threat.victim and "
-                          "estimates its update from the victim's labels: set threat.knows_labels=true")
 
 
 def client_dp(config: ExperimentConfig) -> ClientDP | None:

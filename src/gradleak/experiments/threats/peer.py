@@ -23,29 +23,10 @@ from gradleak.experiments.threats.base import (
     build_model_for,
     capabilities_of,
 )
+from gradleak.experiments.threats.checks import check_peer_threat
 from gradleak.fl.build import build_federation, federation_data
 from gradleak.fl.observations import RecordSpec
 from gradleak.fl.simulation import Federation
-
-
-def check_peer_threat(config: ExperimentConfig) -> None:
-    """The peer threat's own impossible settings, before any data is read."""
-    fed, threat = config.federation, config.threat
-    if fed.num_clients < 2:
-        raise ConfigError(
-            "a peer attack needs at least 2 clients (the attacker and a victim); "
-            f"federation.num_clients={fed.num_clients}"
-        )
-    if threat.attacker_client >= fed.num_clients:
-        raise ConfigError(
-            f"threat.attacker_client={threat.attacker_client} is not a client: the federation "
-            f"has clients 0..{fed.num_clients - 1}"
-        )
-    if threat.round >= fed.rounds:
-        raise ConfigError(
-            f"threat.round={threat.round} is never run: federation.rounds={fed.rounds} "
-            "(the attacker observes rounds threat.round .. federation.rounds - 1)"
-        )
 
 
 def peers_truth(federation: Federation, attacker: int, rounds: list[int]) -> GroundTruth:

@@ -11,7 +11,7 @@ import torch
 
 from gradleak.attacks.targets import from_upload
 from gradleak.config import ExperimentConfig
-from gradleak.errors import CapabilityError, ConfigError
+from gradleak.errors import ConfigError
 from gradleak.experiments.threats.base import (
     THREATS,
     GroundTruth,
@@ -19,21 +19,9 @@ from gradleak.experiments.threats.base import (
     build_model_for,
     capabilities_of,
 )
+from gradleak.experiments.threats.checks import check_server_threat
 from gradleak.fl.build import build_federation, federation_data
 from gradleak.fl.observations import RecordSpec
-
-
-def check_server_threat(config: ExperimentConfig) -> None:
-    fed, threat = config.federation, config.threat
-    if threat.victim >= fed.num_clients:
-        raise ConfigError(
-            f"threat.victim={threat.victim} but the federation has {fed.num_clients} clients"
-        )
-    if config.defense.secure_aggregation:
-        raise CapabilityError(
-            "under secure aggregation the server sees only the sum of the uploads, not client "
-            f"{threat.victim}'s; set defense.secure_aggregation=false or attack as a peer"
-        )
 
 
 @THREATS.register("server")
