@@ -13,7 +13,7 @@ from federation_helpers import config_with, synthetic_data
 from torch import Tensor, nn
 
 from gradleak.attacks.regularizers import reference_statistics
-from gradleak.attacks.targets import from_upload
+from gradleak.attacks.targets import from_global_models, from_upload
 from gradleak.errors import CapabilityError
 from gradleak.experiments.threats import build_model_for, capabilities_of
 from gradleak.fl.build import build_federation
@@ -193,3 +193,41 @@ def test_inverting_gradients_matches_batchnorm_statistics_to_the_observed_buffer
     )
     ig.InvertingGradients(config).reconstruct(target)
     assert seen == [target.observed_buffers] and seen[0] is not None
+
+
+def peer_federation(*overrides: str) -> Federation:
+    """The same federation, with client 0 recorded as a curious peer."""
+    config = config_with("federation.batch_size=8", *overrides)
+    data = synthetic_data()
+    model = build_model_for(config, data, torch.device("cpu"))
+    fed = build_federation(config, data, model, capabilities_of(config), RecordSpec.of(peers=[0]))
+    fed.run(1)
+    return fed
+
+
+def test_a_peer_without_labels_holds_only_its_own() -> None:
+    fed = peer_federation()
+    history = fed.client_history(0)
+    observation = history.round(0)
+    assert observation.granted_labels is None
+    assert observation.own_labels is not None
+    assert torch.equal(observation.own_labels, fed.ground_truth(0, [0])[1])
+    peers = [k for k in sorted(fed.batches[0]) if k != 0]
+    target = from_global_models(history)
+    assert target.labels is None
+    for k in peers:
+        truth = fed.ground_truth(0, [k])[1]
+        if torch.equal(truth, observation.own_labels):
+            continue  # the peer's labels happen to be the attacker's own: nothing to tell apart
+        assert label_leaks(history, truth) == []
+        assert label_leaks(target, truth) == []
+
+
+def test_a_peer_granted_labels_gets_its_peers_from_the_observation() -> None:
+    fed = peer_federation("threat.knows_labels=true")
+    observation = fed.client_history(0).round(0)
+    peers = [k for k in sorted(fed.batches[0]) if k != 0]
+    assert observation.granted_labels is not None and sorted(observation.granted_labels) == peers
+    target = from_global_models(fed.client_history(0))
+    assert target.labels is not None
+    assert torch.equal(target.labels, fed.ground_truth(0, peers)[1])
