@@ -16,6 +16,7 @@ from gradleak.attacks.regularizers import reference_statistics
 from gradleak.attacks.targets import from_global_models, from_upload
 from gradleak.errors import CapabilityError
 from gradleak.experiments.threats import build_model_for, capabilities_of
+from gradleak.experiments.threats.server import curious_server
 from gradleak.fl.build import build_federation
 from gradleak.fl.observations import RecordSpec
 from gradleak.fl.simulation import Federation
@@ -147,6 +148,21 @@ def test_without_knows_local_hparams_the_schedule_is_hidden() -> None:
     assert fedavg.schedule is None and fedavg.protocol.schedule is None
     with pytest.raises(CapabilityError, match="knows_local_hparams"):
         from_upload(fedavg)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "missing"),
+    [
+        (["threat.knows_num_samples=false"], "knows_num_samples"),
+        (["threat.knows_local_hparams=false", "federation.protocol=fedavg"], "knows_local_hparams"),
+    ],
+)
+def test_the_server_threat_refuses_what_it_cannot_know_before_any_work(
+    overrides: list[str], missing: str
+) -> None:
+    config = config_with("threat.attacker=server", "data.name=no_such_data_set", *overrides)
+    with pytest.raises(CapabilityError, match=missing):
+        curious_server(config, torch.device("cpu"))
 
 
 def test_fedsgd_replays_without_the_local_hparams() -> None:

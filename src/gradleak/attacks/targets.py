@@ -39,29 +39,37 @@ from gradleak.fl.functional import LocalSchedule, Params
 from gradleak.fl.observations import ClientHistory, ClientObservation, ServerObservation
 
 
-def server_schedule(observation: ServerObservation) -> LocalSchedule:
-    """The local schedule the server replays. Without ``knows_local_hparams`` only FedSGD can
-    be replayed: its pseudo-gradient is the gradient whatever the rate, so one step at rate 1."""
-    if observation.schedule is not None:
-        return observation.schedule
-    if observation.protocol.protocol == "fedsgd":
-        return LocalSchedule(1, 1.0, None, 0.0)
-    raise CapabilityError(
-        "the server does not know the clients' local schedule (threat.knows_local_hparams="
-        "false), and replaying FedAvg's local steps needs it: set threat.knows_local_hparams="
-        "true or use federation.protocol=fedsgd"
-    )
-
-
-def from_upload(observation: ServerObservation) -> AttackTarget:
-    """The target a curious server forms from one client's visible upload."""
-    if observation.num_samples is None:
+def require_server_knowledge(protocol: str, knows_schedule: bool, knows_count: bool) -> None:
+    """What a server target cannot do without: the sample count (every attack sizes its dummy
+    batch from it) and, except under FedSGD, the local schedule (FedAvg's replay needs it).
+    Checked on the config before any work, and again on the observation itself."""
+    if not knows_count:
         raise CapabilityError(
             "the server does not know how many images the client trained on (threat."
             "knows_num_samples=false), and every attack sizes its dummy batch from it: set "
             "threat.knows_num_samples=true"
         )
+    if not knows_schedule and protocol != "fedsgd":
+        raise CapabilityError(
+            "the server does not know the clients' local schedule (threat.knows_local_hparams="
+            "false), and replaying FedAvg's local steps needs it: set threat.knows_local_hparams="
+            "true or use federation.protocol=fedsgd"
+        )
+
+
+def server_schedule(observation: ServerObservation) -> LocalSchedule:
+    """The local schedule the server replays. Without ``knows_local_hparams`` only FedSGD can
+    be replayed: its pseudo-gradient is the gradient whatever the rate, so one step at rate 1."""
+    return observation.schedule or LocalSchedule(1, 1.0, None, 0.0)
+
+
+def from_upload(observation: ServerObservation) -> AttackTarget:
+    """The target a curious server forms from one client's visible upload."""
     protocol = observation.protocol
+    require_server_knowledge(
+        protocol.protocol, observation.schedule is not None, observation.num_samples is not None
+    )
+    assert observation.num_samples is not None
     return AttackTarget(
         update_model=UpdateModel(
             observation.model, server_schedule(observation), 1, protocol.train_mode

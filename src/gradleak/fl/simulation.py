@@ -96,6 +96,11 @@ class Federation:
                 "secure aggregation shows the server only the sum of the uploads, so only "
                 f"defense.aggregator.name=mean can run on it, not {protocol.aggregator!r}"
             )
+        if context.model is model:
+            raise ValueError(
+                "observations must hold a copy of the model, never the federation's own module "
+                "(build the context with ObservationContext.of)"
+            )
         self.model, self.data, self.parts, self.rules = model, data, parts, rules
         self.device = next(model.parameters()).device
         self.parameters, self.buffers = split_state(model)

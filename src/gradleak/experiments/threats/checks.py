@@ -5,6 +5,7 @@ Pure functions of the config, so a run (or a whole sweep) can be refused up fron
 
 from __future__ import annotations
 
+from gradleak.attacks.targets import require_server_knowledge
 from gradleak.config import ExperimentConfig
 from gradleak.errors import CapabilityError, ConfigError
 from gradleak.fl.malicious.joint import SELECTION
@@ -12,6 +13,7 @@ from gradleak.fl.malicious.strategies import TOLERANCE, build_strategy, strategy
 
 
 def check_server_threat(config: ExperimentConfig) -> None:
+    """The server threat's impossible settings, what it cannot know included."""
     fed, threat = config.federation, config.threat
     if threat.victim >= fed.num_clients:
         raise ConfigError(
@@ -22,6 +24,7 @@ def check_server_threat(config: ExperimentConfig) -> None:
             "under secure aggregation the server sees only the sum of the uploads, not client "
             f"{threat.victim}'s; set defense.secure_aggregation=false or attack as a peer"
         )
+    require_server_knowledge(fed.protocol, threat.knows_local_hparams, threat.knows_num_samples)
 
 
 def check_peer_threat(config: ExperimentConfig) -> None:
