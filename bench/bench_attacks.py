@@ -28,7 +28,7 @@ from gradleak.attacks.optim import LoopSettings
 from gradleak.attacks.target import AttackTarget, target_from_batch
 from gradleak.config import AttackConfig, DataConfig, ModelConfig, load_config
 from gradleak.data import load_dataset
-from gradleak.fl.views import Capabilities
+from gradleak.fl.knowledge import Capabilities
 from gradleak.metrics.labels import label_accuracy
 from gradleak.metrics.scoring import score_reconstruction
 from gradleak.models import build_model

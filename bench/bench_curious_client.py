@@ -21,7 +21,7 @@ import torch
 from gradleak.attacks.curious_client import CuriousClient
 from gradleak.config import DataConfig, ExperimentConfig, load_config
 from gradleak.data import load_dataset
-from gradleak.experiments.peer_threat import curious_peer
+from gradleak.experiments.threats.peer import curious_peer
 from gradleak.metrics.scoring import score_reconstruction
 from gradleak.priors.diffusion import RefineSettings, refine
 from gradleak.priors.training import PriorTrainSettings, train_ddpm

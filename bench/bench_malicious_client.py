@@ -31,12 +31,9 @@ from typing import Any
 
 import torch
 
-import gradleak.attacks.curious_client
-import gradleak.experiments.peer_threat
-import gradleak.malicious  # noqa: F401 - registers malicious_peer and malicious_client
 from gradleak.config import load_config
 from gradleak.experiments.runner import run_experiment
-from gradleak.malicious.threat import malicious_peer
+from gradleak.experiments.threats.malicious import malicious_peer
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "malicious_client.yaml"
 RULES = ["mean", "krum", "multikrum", "median", "trimmed_mean", "bulyan"]

@@ -17,7 +17,7 @@ import torch
 
 from gradleak.config import ExperimentConfig, validate_config
 from gradleak.data import load_dataset
-from gradleak.experiments.scenario import build_model_for
+from gradleak.experiments.threats import build_model_for
 from gradleak.fl.build import build_federation
 from gradleak.fl.executors import EXECUTORS
 

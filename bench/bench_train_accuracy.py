@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from gradleak.config import load_config
-from gradleak.experiments.scenario import build_model_for
+from gradleak.experiments.threats import build_model_for
 from gradleak.fl.build import build_federation
 from gradleak.fl.evaluation import train_and_test
 

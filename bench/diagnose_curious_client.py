@@ -24,7 +24,7 @@ from gradleak.attacks.curious_client import CuriousClient, RoundsLoss
 from gradleak.attacks.optim import LoopSettings, optimize
 from gradleak.attacks.parametrizations import LowResParametrization, ParametrizationSettings
 from gradleak.config import load_config
-from gradleak.experiments.peer_threat import curious_peer
+from gradleak.experiments.threats.peer import curious_peer
 from gradleak.metrics.scoring import score_reconstruction
 
 

@@ -179,11 +179,17 @@ class ThreatConfig(Section):
     attacker_client: NonNegativeInt = 0
     round: NonNegativeInt = 0
     knows_labels: bool = False
+    """The attacked clients' labels of the round are handed to the attacker."""
     knows_buffers: bool = False
+    """``server``: the victim's BatchNorm buffers after its local training are handed over."""
+    knows_local_hparams: bool = True
+    """``server``: the clients' local schedule is known (FedAvg replay needs it)."""
+    knows_num_samples: bool = True
+    """``server``: how many images the victim trained on is known (the dummy batch's size)."""
     num_malicious: PositiveInt = 1
     """``malicious_peer``: colluding malicious clients, ``attacker_client`` and the next ids."""
     strategy: str = "auto"
-    """``malicious_peer``: a ``gradleak.malicious.strategies`` name; auto picks one for the rule."""
+    """``malicious_peer``: a ``gradleak.fl.malicious.strategies`` name; auto picks one for the rule."""
     strategy_options: dict[str, Any] = Field(default_factory=dict)
     await_victim: bool = False
     """``malicious_peer`` under Krum: keep steering from ``round`` to ``federation.rounds`` and

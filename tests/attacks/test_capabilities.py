@@ -8,7 +8,7 @@ import gradleak.attacks  # noqa: F401 - registers the attacks
 from gradleak.attacks.base import ATTACKS
 from gradleak.config import AttackConfig
 from gradleak.errors import CapabilityError, ConfigError
-from gradleak.fl.views import Capabilities
+from gradleak.fl.knowledge import Capabilities
 
 
 @pytest.mark.parametrize("name", ["dlg", "idlg", "inverting_gradients", "fedleak"])

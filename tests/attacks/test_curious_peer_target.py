@@ -8,22 +8,16 @@ from dataclasses import replace
 import pytest
 import torch
 
-from gradleak.attacks.peer_target import (
-    MultiRoundTarget,
-    assume_local_lr,
-    peer_target,
-    peers_update,
-    rounds_of,
-)
+from gradleak.attacks.target import MultiRoundTarget, assume_local_lr, rounds_of
+from gradleak.attacks.targets import from_global_models, peers_update
 from gradleak.config import ExperimentConfig, validate_config
 from gradleak.data import load_dataset
 from gradleak.errors import ConfigError
-from gradleak.experiments.peer_threat import curious_peer
-from gradleak.experiments.scenario import build_model_for, capabilities_of
+from gradleak.experiments.threats import build_model_for, capabilities_of
+from gradleak.experiments.threats.peer import curious_peer
 from gradleak.fl.build import build_federation
-from gradleak.fl.recording import RecordSpec
+from gradleak.fl.observations import RecordSpec
 from gradleak.fl.simulation import Federation
-from gradleak.fl.views import ServerView
 
 
 def peer_config(**overrides: object) -> ExperimentConfig:
@@ -57,9 +51,15 @@ def simulate(config: ExperimentConfig, rounds: int) -> Federation:
     return federation
 
 
-def true_peer_mean(view: ServerView, attacker: int, weighted: bool) -> dict[str, torch.Tensor]:
-    peers = [u for u in view.uploads if u.client_id != attacker]
-    weights = torch.tensor([float(u.num_samples) if weighted else 1.0 for u in peers])
+def true_peer_mean(
+    federation: Federation, round_: int, attacker: int, weighted: bool
+) -> dict[str, torch.Tensor]:
+    peers = [
+        federation.server_observation(round_, k) for k in federation.batches[round_] if k != attacker
+    ]
+    weights = torch.tensor(
+        [float(len(federation.parts[u.client_id])) if weighted else 1.0 for u in peers]
+    )
     weights = weights / weights.sum()
     return {
         k: sum(w * u.update[k] for w, u in zip(weights, peers, strict=True))
@@ -78,11 +78,11 @@ def test_peers_update_equals_the_mean_of_peers_uploads(data_root: object, weight
     # 13 images over 3 clients: unequal sample counts, so weighting matters.
     config = peer_config(data__max_images=13, federation__weighted=weighted)
     federation = simulate(config, 1)
-    record = federation.peer_view(0).rounds[0]
+    record = federation.client_history(0).rounds[0]
     assert (record.total_samples is not None) == weighted
     derived = peers_update(record, config.federation.server_lr, config.federation.local_lr)
     assert derived.num_peers == 2
-    assert_close(derived.update, true_peer_mean(federation.server_view(0), 0, weighted))
+    assert_close(derived.update, true_peer_mean(federation, 0, 0, weighted))
 
 
 def test_partial_participation_and_rounds_the_attacker_sat_out(data_root: object) -> None:
@@ -90,17 +90,17 @@ def test_partial_participation_and_rounds_the_attacker_sat_out(data_root: object
         federation__num_clients=4, federation__clients_per_round=2, data__max_images=8
     )
     federation = simulate(config, 6)
-    records = federation.peer_view(0).rounds
+    records = federation.client_history(0).rounds
     assert {r.own_update is None for r in records} == {True, False}, "seed must give both cases"
     for record in records:
         derived = peers_update(record, config.federation.server_lr, config.federation.local_lr)
         assert derived.num_peers == (1 if record.own_update is not None else 2)
-        assert_close(derived.update, true_peer_mean(federation.server_view(record.round), 0, True))
+        assert_close(derived.update, true_peer_mean(federation, record.round, 0, True))
 
 
 def test_a_guessed_local_rate_only_rescales_the_target(data_root: object) -> None:
     config = peer_config()
-    target = peer_target(simulate(config, 1).peer_view(0))
+    target = from_global_models(simulate(config, 1).client_history(0))
     guessed = assume_local_lr(target, 0.2)
     assert guessed.update_model.schedule.lr == 0.2
     for name, value in target.observed_update.items():
@@ -109,7 +109,7 @@ def test_a_guessed_local_rate_only_rescales_the_target(data_root: object) -> Non
 
 def test_several_rounds_share_one_dummy_batch(data_root: object) -> None:
     config = peer_config(data__max_images=6, federation__rounds=3)
-    target = peer_target(simulate(config, 3).peer_view(0))
+    target = from_global_models(simulate(config, 3).client_history(0))
     assert isinstance(target, MultiRoundTarget)
     assert [t.description["round"] for t in rounds_of(target)] == [0, 1, 2]
     assert {t.num_images for t in rounds_of(target)} == {4}
@@ -119,7 +119,7 @@ def test_scenario_scores_only_the_peers_images(data_root: object) -> None:
     config = peer_config()
     scenario = curious_peer(config, torch.device("cpu"))
     data = load_dataset(config.data, config.seed)
-    own = simulate(config, 1).batch_of(0, 0)[0]
+    own = simulate(config, 1).ground_truth(0, [0])[0]
     assert scenario.truth.images.shape[0] == scenario.target.num_images == 4
     for image in own:
         assert not (scenario.truth.images == image).flatten(1).all(1).any()
@@ -171,6 +171,6 @@ def test_impossible_peer_threats_are_config_errors(
 
 def test_a_round_without_peers_is_a_config_error(data_root: object) -> None:
     federation = simulate(peer_config(), 1)
-    record = replace(federation.peer_view(0).rounds[0], num_participants=1)
+    record = replace(federation.client_history(0).rounds[0], num_participants=1)
     with pytest.raises(ConfigError, match="only participant"):
         peers_update(record, 1.0, 0.05)

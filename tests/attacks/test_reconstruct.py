@@ -11,7 +11,7 @@ from gradleak.attacks.base import ATTACKS
 from gradleak.attacks.target import target_from_batch
 from gradleak.config import AttackConfig
 from gradleak.fl.functional import LocalSchedule
-from gradleak.fl.views import Capabilities
+from gradleak.fl.knowledge import Capabilities
 from gradleak.metrics.scoring import score_reconstruction
 
 CASES = {

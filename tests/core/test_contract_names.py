@@ -2,14 +2,12 @@
 
 from gradleak.attacks.base import ATTACKS
 from gradleak.data import DATASETS
-from gradleak.experiments.runner import register_builtin_components
-from gradleak.experiments.scenario import THREATS
+from gradleak.experiments.threats import THREATS
 from gradleak.fl.aggregators import AGGREGATORS
 from gradleak.models import MODELS
 
 
 def test_contract_names_are_registered() -> None:
-    register_builtin_components()
     assert {"lenet_dlg", "lenet5", "convnet", "resnet18", "mlp"} <= set(MODELS.names())
     assert {
         "dlg", "idlg", "inverting_gradients", "fedleak", "curious_client", "malicious_client"

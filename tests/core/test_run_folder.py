@@ -201,7 +201,7 @@ def test_library_run_refuses_an_unusable_folder_before_the_attack(
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the scenario was built before the output folder was checked")
 
-    monkeypatch.setattr("gradleak.experiments.scenario.THREATS.get", refuse)
+    monkeypatch.setattr("gradleak.experiments.threats.base.THREATS.get", refuse)
     taken = tmp_path / "taken"
     taken.write_text("not a folder")
     with pytest.raises(OutputError, match="is a file"):

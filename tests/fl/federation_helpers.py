@@ -6,9 +6,9 @@ import torch
 
 from gradleak.config import ExperimentConfig, apply_overrides, validate_config
 from gradleak.data.base import ImageDataset
-from gradleak.experiments.scenario import build_model_for
+from gradleak.experiments.threats import build_model_for
 from gradleak.fl.build import build_federation
-from gradleak.fl.recording import RecordSpec
+from gradleak.fl.observations import RecordSpec
 from gradleak.fl.simulation import Federation
 
 BASE = {

@@ -8,15 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import gradleak.malicious  # noqa: F401 - registers malicious_peer and malicious_client
 from gradleak.config import ExperimentConfig, default_data_root, load_config, validate_config
 from gradleak.data import load_dataset
 from gradleak.data.base import ImageDataset
 from gradleak.errors import ConfigError
-from gradleak.experiments.scenario import build_model_for
+from gradleak.experiments.threats import build_model_for
+from gradleak.experiments.threats.malicious import malicious_peer
 from gradleak.fl.build import build_federation, by_client, client_parts, federation_data
 from gradleak.fl.evaluation import train_and_test
-from gradleak.malicious.threat import malicious_peer
 
 MALICIOUS = Path(__file__).resolve().parents[2] / "configs" / "malicious_client.yaml"
 FACES = {
@@ -48,7 +47,7 @@ def test_every_client_holds_its_own_label_and_the_federation_the_same_parts(face
         assert torch.equal(built, relabelled)
     federation.run_round()
     for client in range(8):
-        assert federation.batch_of(0, client)[1].tolist() == [client] * 4
+        assert federation.ground_truth(0, [client])[1].tolist() == [client] * 4
 
 
 def test_dataset_labels_are_left_alone(faces: None) -> None:

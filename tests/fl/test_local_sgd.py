@@ -13,7 +13,7 @@ from opacus import GradSampleModule
 from opacus.optimizers import DPOptimizer
 from torch import nn
 
-from gradleak.experiments.scenario import build_model_for
+from gradleak.experiments.threats import build_model_for
 from gradleak.fl.defenses_dp import clip_to_norm
 from gradleak.fl.dp_training import DpSgdTrainer
 from gradleak.fl.executors import ClientJob

@@ -16,7 +16,7 @@ from gradleak.config import ExperimentConfig
 from gradleak.data import load_dataset
 from gradleak.data.base import ImageDataset
 from gradleak.errors import ConfigError, GradleakError
-from gradleak.experiments.scenario import THREATS
+from gradleak.experiments.threats import THREATS
 from gradleak.fl.functional import local_update
 
 SAMPLES = {
@@ -92,7 +92,7 @@ def test_server_threat_at_round_k_sees_the_victims_real_upload() -> None:
     reference.run_until(2)
     start = dict(reference.parameters)
     reference.run_round()
-    images, labels = reference.batch_of(2, 1)
+    images, labels = reference.ground_truth(2, [1])
     for name, value in start.items():
         torch.testing.assert_close(scenario.target.parameters[name], value)
     initial = federation_for(config, data=_samples(config)).parameters

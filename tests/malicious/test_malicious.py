@@ -8,17 +8,17 @@ from typing import Any
 import pytest
 import torch
 
-import gradleak.malicious  # noqa: F401 - registers malicious_peer and malicious_client
 from gradleak.config import AggregatorConfig, DataConfig, ModelConfig, load_config
 from gradleak.data import load_dataset
 from gradleak.errors import ConfigError
+from gradleak.experiments.malicious_analysis import Setting, analyse
 from gradleak.experiments.runner import run_experiment
+from gradleak.experiments.threats.checks import check_malicious_threat
+from gradleak.experiments.threats.malicious import malicious_peer
 from gradleak.fl.aggregators import build_aggregator
 from gradleak.fl.flatten import ParamLayout
 from gradleak.fl.functional import LocalSchedule, local_update, split_state
-from gradleak.malicious.analysis import Setting, analyse
-from gradleak.malicious.strategies import Estimate, RuleShape, build_strategy
-from gradleak.malicious.threat import check_malicious_threat, malicious_peer
+from gradleak.fl.malicious.strategies import Estimate, RuleShape, build_strategy
 from gradleak.models import build_model
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "malicious_client.yaml"

@@ -16,7 +16,8 @@ from gradleak.attacks.curious_client import CuriousClient
 from gradleak.cli import app
 from gradleak.config import AttackConfig, validate_config
 from gradleak.errors import ConfigError
-from gradleak.experiments.peer_threat import curious_peer
+from gradleak.experiments.prior_report import without_prior_metrics
+from gradleak.experiments.threats.peer import curious_peer
 from gradleak.priors.diffusion import (
     REFINERS,
     DiffusionPrior,
@@ -24,7 +25,6 @@ from gradleak.priors.diffusion import (
     block_downsample,
     refine,
 )
-from gradleak.priors.report import without_prior_metrics
 
 
 @pytest.fixture(autouse=True)

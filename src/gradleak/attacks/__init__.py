@@ -1,6 +1,6 @@
 """Reconstruction attacks. Importing this package registers every built-in attack."""
 
-from gradleak.attacks import curious_client, dlg, fedleak, inverting_gradients
+from gradleak.attacks import curious_client, dlg, fedleak, inverting_gradients, malicious_client
 from gradleak.attacks.base import ATTACKS, Attack, Reconstruction
 from gradleak.attacks.target import AttackTarget, UpdateModel
 
@@ -14,4 +14,5 @@ __all__ = [
     "dlg",
     "fedleak",
     "inverting_gradients",
+    "malicious_client",
 ]

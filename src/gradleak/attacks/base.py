@@ -14,7 +14,7 @@ from torch import Tensor
 from gradleak.attacks.target import AttackTarget
 from gradleak.config import AttackConfig
 from gradleak.errors import CapabilityError, ConfigError
-from gradleak.fl.views import Capabilities
+from gradleak.fl.knowledge import Capabilities
 from gradleak.registry import Registry
 
 ProgressCallback = Callable[[int, float], None]

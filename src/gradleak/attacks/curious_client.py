@@ -1,7 +1,7 @@
 """The curious client (Wilson et al., arXiv 2410.04661): invert the peers' mean update.
 
 An honest-but-curious client turns two consecutive global models into its peers' mean
-pseudo-gradient (``attacks.peer_target``) and inverts it: one dummy batch stands for all peers'
+pseudo-gradient (``attacks.targets``) and inverts it: one dummy batch stands for all peers'
 images of the round (peers × batch size), the target's update model replays each peer's τ local
 steps from w_t and averages, and the dummy batch is a low-resolution latent upsampled
 bicubically (s = 4), optimised with Adam (lr 0.1, cosine annealing) on the L2 distance (or
@@ -52,9 +52,8 @@ from gradleak.attacks.parametrizations import (
     Parametrization,
     ParametrizationSettings,
 )
-from gradleak.attacks.peer_target import assume_local_lr, rounds_of
 from gradleak.attacks.regularizers import total_variation
-from gradleak.attacks.target import AttackTarget
+from gradleak.attacks.target import AttackTarget, assume_local_lr, rounds_of
 from gradleak.config import AttackConfig
 from gradleak.errors import ConfigError
 from gradleak.fl.functional import Params

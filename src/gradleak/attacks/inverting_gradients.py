@@ -56,7 +56,8 @@ class InvertingGradients(Attack):
         batchnorm = None
         if opts.bn_weight > 0:
             batchnorm = BatchNormMatching(
-                target.model, reference_statistics(target.model, target.buffers)
+                target.model,
+                reference_statistics(target.model, target.buffers, target.observed_buffers),
             )
         loss = MatchingLoss(
             target,

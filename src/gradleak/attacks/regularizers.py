@@ -14,26 +14,14 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from gradleak.fl.functional import Params
-from gradleak.registry import Registry
-
-Regularizer = Callable[[Tensor], Tensor]
-
-REGULARIZERS: Registry[Regularizer] = Registry("regularizer")
 
 
-@REGULARIZERS.register("tv")
 def total_variation(images: Tensor) -> Tensor:
     """Mean absolute difference of neighbouring pixels (anisotropic TV, as in Inverting
     Gradients): favours piecewise-smooth images."""
     dx = (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
     dy = (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
     return dx + dy
-
-
-@REGULARIZERS.register("l2")
-def l2_norm(images: Tensor) -> Tensor:
-    """Mean squared pixel value: keeps dummy images from drifting to extremes."""
-    return images.pow(2).mean()
 
 
 def reference_statistics(

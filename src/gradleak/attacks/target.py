@@ -1,28 +1,24 @@
 """What an attack inverts: an observed update and the procedure that produced it.
 
 Every threat (a curious server, a curious peer, a malicious peer) reduces what its attacker
-saw to one :class:`AttackTarget`: the weights the update started from, the observed update, and
-an :class:`UpdateModel` that replays how unknown images would have produced it. Attacks are
-written once against this and do not know which threat built it.
+saw to one :class:`AttackTarget` (``attacks.targets`` builds them from observations): the
+weights the update started from, the observed update, and an :class:`UpdateModel` that replays
+how unknown images would have produced it. Attacks are written once against this and do not
+know which threat built it. A :class:`MultiRoundTarget` holds several rounds matched jointly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from gradleak.fl.functional import LocalSchedule, Params, local_update
-from gradleak.fl.views import Capabilities
+from gradleak.fl.knowledge import Capabilities
+from gradleak.fl.replay import group_updates
 from gradleak.models import last_linear_names
-
-
-def clip_update(update: Params, clip_norm: float) -> Params:
-    """``update`` scaled to an L2 norm (over all its tensors) of at most ``clip_norm``."""
-    norm = torch.stack([v.square().sum() for v in update.values()]).sum().sqrt()
-    scale = (clip_norm / norm.clamp_min(1e-12)).clamp(max=1.0)
-    return {k: v * scale for k, v in update.items()}
 
 
 @dataclass(frozen=True)
@@ -52,15 +48,10 @@ class UpdateModel:
     ) -> list[Params]:
         """Each group's pseudo-gradient, replayed from the same weights on its share of the batch."""
         self.model.train(self.train_mode)
-        updates = [
-            local_update(
-                self.model, params, buffers, images[idx], labels[idx], self.schedule, create_graph
-            )[0]
-            for idx in torch.arange(images.shape[0]).chunk(self.num_groups)
-        ]
-        if self.clip_norm is None:
-            return updates
-        return [clip_update(update, self.clip_norm) for update in updates]
+        return group_updates(
+            self.model, self.schedule, self.num_groups, params, buffers, images, labels,
+            self.clip_norm, create_graph,
+        )  # fmt: skip
 
     def __call__(
         self,
@@ -88,6 +79,9 @@ class AttackTarget:
     capabilities: Capabilities
     labels: Tensor | None = None
     description: dict[str, object] = field(default_factory=dict)
+    observed_buffers: Params | None = None
+    """The client's BatchNorm buffers after its local training, when ``knows_buffers`` grants
+    them: BatchNorm-statistics matching reads the batch's own statistics off them."""
 
     @property
     def model(self) -> nn.Module:
@@ -123,3 +117,55 @@ def target_from_batch(
         capabilities=capabilities,
         labels=labels if capabilities.knows_labels else None,
     )
+
+
+@dataclass(frozen=True)
+class MultiRoundTarget(AttackTarget):
+    """A target observed over several rounds in which the peers kept the same images.
+
+    Its own fields are the first round's, so any attack can use it as a single target; an
+    attack that understands several rounds matches one dummy batch to all of :meth:`rounds`.
+    """
+
+    later_rounds: tuple[AttackTarget, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def of(cls, targets: list[AttackTarget], **description: object) -> AttackTarget:
+        """One target for ``targets`` (the first round's fields, ``description`` added); a
+        single target stays as it is."""
+        if len(targets) == 1:
+            return targets[0]
+        first = targets[0]
+        own = {f.name: getattr(first, f.name) for f in fields(AttackTarget)}
+        own["description"] = {**first.description, **description}
+        return cls(**own, later_rounds=tuple(targets[1:]))
+
+    def rounds(self) -> tuple[AttackTarget, ...]:
+        return (self, *self.later_rounds)
+
+
+def rounds_of(target: AttackTarget) -> tuple[AttackTarget, ...]:
+    """Every round a target holds: one for a plain target."""
+    return target.rounds() if isinstance(target, MultiRoundTarget) else (target,)
+
+
+TargetT = TypeVar("TargetT", bound=AttackTarget)
+
+
+def _with_lr(target: TargetT, lr: float) -> TargetT:
+    schedule = target.update_model.schedule
+    factor = schedule.lr / lr
+    return replace(
+        target,
+        update_model=replace(target.update_model, schedule=replace(schedule, lr=lr)),
+        observed_update={k: v * factor for k, v in target.observed_update.items()},
+    )
+
+
+def assume_local_lr(target: AttackTarget, lr: float) -> AttackTarget:
+    """The target as an attacker believing the peers' local rate is ``lr`` forms it: the model
+    change it measured is fixed, so Δ_peers scales by η/η̂ and the replay steps with η̂."""
+    if isinstance(target, MultiRoundTarget):
+        first = _with_lr(target, lr)
+        return replace(first, later_rounds=tuple(_with_lr(t, lr) for t in target.later_rounds))
+    return _with_lr(target, lr)

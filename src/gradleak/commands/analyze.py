@@ -27,8 +27,8 @@ def analyze(
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Print the victim's surviving share of the aggregate for an honest and a malicious attacker."""
-    from gradleak.malicious.analysis import Setting, analyse
-    from gradleak.malicious.threat import TOLERANCE
+    from gradleak.experiments.malicious_analysis import Setting, analyse
+    from gradleak.fl.malicious.strategies import TOLERANCE
 
     if trials < 1 or clients < 2 or byzantine < 1 or noise < 0 or (clip is not None and clip <= 0):
         raise ConfigError("analyze needs --trials >= 1, --clients >= 2, --byzantine >= 1, --noise >= 0, --clip > 0")

@@ -22,7 +22,7 @@ from gradleak.interrupts import interrupt_exits
 def train_federation(config: ExperimentConfig, progress: bool = False) -> dict[str, Any]:
     """Train for ``federation.rounds`` rounds; the metrics ``gradleak train`` writes."""
     from gradleak.experiments.runner import prepare_torch, resolve_device
-    from gradleak.experiments.scenario import build_model_for
+    from gradleak.experiments.threats import build_model_for
     from gradleak.fl.build import build_federation
     from gradleak.fl.dp_training import reported_epsilon
     from gradleak.fl.evaluation import train_and_test

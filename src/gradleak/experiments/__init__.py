@@ -1,3 +1,3 @@
 """Running experiments: scenarios, the runner, outputs, sweeps and reports."""
 
-from gradleak.experiments import peer_threat  # noqa: F401 - registers the "peer" threat
+from gradleak.experiments import threats  # noqa: F401 - registers the threats

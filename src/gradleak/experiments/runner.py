@@ -8,7 +8,6 @@ computed is lost.
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import random
@@ -24,18 +23,10 @@ from gradleak.config import ExperimentConfig, dump_config
 from gradleak.errors import ConfigError
 from gradleak.experiments import run_folder
 from gradleak.experiments.pictures import save_reconstruction_grid
-from gradleak.experiments.scenario import THREATS, Scenario
+from gradleak.experiments.prior_report import without_prior_metrics
+from gradleak.experiments.threats import THREATS, Scenario
 from gradleak.metrics.lpips import LPIPS
 from gradleak.metrics.scoring import ScoreReport, score_reconstruction
-from gradleak.priors.report import without_prior_metrics
-
-BUILTIN_COMPONENTS = ("gradleak.attacks", "gradleak.experiments", "gradleak.malicious")
-"""Packages whose import registers the built-in attacks and threats."""
-
-
-def register_builtin_components() -> None:
-    for module in BUILTIN_COMPONENTS:
-        importlib.import_module(module)
 
 
 def prepare_torch(config: ExperimentConfig) -> None:
@@ -141,7 +132,6 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Run ``config`` end to end, write its outputs to ``output_dir``, return its metrics."""
     start = time.perf_counter()
-    register_builtin_components()
     prepare_torch(config)
     device = resolve_device(config.device)
     run_folder.check_writable(output_dir)  # a full or read-only disk fails now, not after the attack

@@ -20,10 +20,10 @@ from gradleak.fl.aggregators import build_aggregator
 from gradleak.fl.defenses import build_client_defenses
 from gradleak.fl.dp_training import DpSgdTrainer
 from gradleak.fl.executors import EXECUTORS, ExecutorSettings, plain_training
+from gradleak.fl.knowledge import Capabilities
+from gradleak.fl.observations import ObservationContext, RecordSpec
 from gradleak.fl.protocol import protocol_info
-from gradleak.fl.recording import RecordSpec, ViewContext
 from gradleak.fl.simulation import Federation, FederationRules, check_sampling
-from gradleak.fl.views import Capabilities
 
 
 def client_parts(config: ExperimentConfig, data: ImageDataset) -> list[Tensor]:
@@ -88,13 +88,15 @@ def build_federation(
     model: nn.Module,
     capabilities: Capabilities | None = None,
     record: RecordSpec = RecordSpec(),
+    rules: FederationRules | None = None,
 ) -> Federation:
     """The configured federation over ``data``, starting from ``model`` (already on its device),
-    with its ``pretrain_rounds`` already run so that the next round is round 0."""
+    with its ``pretrain_rounds`` already run so that the next round is round 0. ``rules``
+    replaces the configured ones (a threat that puts its own clients in, for example)."""
     device = next(model.parameters()).device
-    rules = federation_rules(config, model, device)
+    rules = rules or federation_rules(config, model, device)
     caps = capabilities or Capabilities(sees_individual_updates=not rules.secure_aggregation)
-    context = ViewContext(
+    context = ObservationContext.of(
         model, rules.protocol, caps, (data.channels, data.image_size, data.image_size), data.num_classes
     )
     federation = Federation(model, data, client_parts(config, data), rules, context, record)

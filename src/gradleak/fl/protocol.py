@@ -14,7 +14,7 @@ import math
 
 from gradleak.config import ClientDefenseConfig, ExperimentConfig
 from gradleak.fl.functional import LocalSchedule
-from gradleak.fl.views import ProtocolInfo
+from gradleak.fl.knowledge import ProtocolInfo
 
 
 def local_schedule(config: ExperimentConfig) -> LocalSchedule:

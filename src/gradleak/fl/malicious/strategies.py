@@ -5,7 +5,7 @@ public parameters (:class:`RuleShape`) and its own :class:`Estimate` of the hone
 the round (it never sees them). It returns a :class:`Plan` (the f uploads, and the order
 statistics it aimed the rule at) and, once the aggregate is public, a :class:`Revealed`: the
 update it believes the aggregate exposes and how that update is built from its peers' updates,
-which the inversion replays (``malicious.replay``). Our reading of the paper's threat model; see
+which the inversion replays (``fl.replay``, ``attacks.rule_replay``). Our reading of the paper's threat model; see
 docs/malicious_client.md.
 """
 
@@ -101,6 +101,10 @@ class Strategy(ABC):
 
 
 STRATEGIES: Registry[type[Strategy]] = Registry("malicious strategy")
+
+TOLERANCE = {"krum": (2, 3), "multikrum": (2, 3), "bulyan": (4, 3), "median": (2, 1),
+             "trimmed_mean": (2, 1), "mean": (1, 1)}  # fmt: skip
+"""rule -> (a, b): the rule stays meaningful against f attackers only when n >= a·f + b."""
 
 AUTO = {"mean": "passive", "krum": "selection_steering", "multikrum": "selection_steering",
         "bulyan": "selection_steering", "median": "coordinate_steering",

@@ -4,9 +4,9 @@ The paper (PAPERS.md §3) says only that its algorithm "jointly optimises gradie
 the malicious update". Our reading, kept small, alternates two steps each attacked round:
 
 (a) *inversion*: a few gradient steps on the attacker's dummy batch against what the previous
-    round's aggregate revealed (with the rule replayed, :class:`~gradleak.malicious.replay.
+    round's aggregate revealed (with the rule replayed, :class:`~gradleak.attacks.rule_replay.
     RuleReplay`); the dummy's update at the current model becomes the victim estimate. This
-    runs in :class:`~gradleak.malicious.client.MaliciousClient` (it needs the model) and only
+    runs in :class:`~gradleak.fl.malicious.client.MaliciousClient` (it needs the model) and only
     from the second attacked round on; in the first, the estimate is the steering one.
 (b) *upload*: starting from the steering plan of the rule's family, a few Adam steps on the f
     uploads against a differentiable surrogate of "the victim's share of the aggregate",
@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gradleak.fl.aggregators_selection import krum_scores
-from gradleak.malicious.strategies import (
+from gradleak.fl.malicious.strategies import (
     STRATEGIES,
     CoordinateSteering,
     Estimate,

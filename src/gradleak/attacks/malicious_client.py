@@ -2,7 +2,7 @@
 
 The inversion itself is the curious client's (latent parametrisation, replayed local steps,
 several rounds matched jointly); what differs is the target, which the ``malicious_peer``
-threat builds with the rule's structure (:class:`~gradleak.malicious.replay.RuleReplay`) and
+threat builds with the rule's structure (:class:`~gradleak.attacks.rule_replay.RuleReplay`) and
 which only a client that sent arbitrary updates can form.
 """
 

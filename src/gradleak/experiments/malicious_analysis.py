@@ -22,7 +22,7 @@ from torch import Tensor
 from gradleak.config import AggregatorConfig
 from gradleak.fl.aggregators import AggregationResult, build_aggregator
 from gradleak.fl.defenses_dp import clip_to_norm
-from gradleak.malicious.strategies import Estimate, Passive, RuleShape, build_strategy
+from gradleak.fl.malicious.strategies import Estimate, Passive, RuleShape, build_strategy
 
 
 @dataclass(frozen=True)

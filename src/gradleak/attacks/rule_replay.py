@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from gradleak.attacks.target import UpdateModel
 from gradleak.fl.aggregators import Aggregator
 from gradleak.fl.flatten import ParamLayout
 from gradleak.fl.functional import Params
+from gradleak.fl.replay import combine
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,9 @@ class RuleReplay(UpdateModel):
     ) -> Params:
         layout = ParamLayout.of(params)
         updates = self.group_updates(params, buffers, images, labels, create_graph)
-        stacked = torch.stack([layout.flatten(update) for update in updates])
+        stacked = layout.stack(updates)
         return layout.unflatten(self.combine(stacked))
 
     def combine(self, stacked: Tensor) -> Tensor:
         """The exposed ``(d,)`` update from the groups' ``(g, d)`` updates."""
-        if self.rule is None or self.uploads is None:
-            return stacked.mean(dim=0)
-        rows = torch.cat([stacked, self.uploads.to(stacked.device, stacked.dtype)])
-        return self.rule(rows).aggregate
+        return combine(stacked, self.rule, self.uploads)

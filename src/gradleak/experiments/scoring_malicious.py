@@ -2,8 +2,9 @@
 
 Per attacked round: whether the rule selected the malicious uploads or kept their values inside
 its trimmed window (what a server inspecting the rule's decisions would see), and how much of
-the victim's update reached the aggregate. Per run: the global model's test accuracy with the
-attacker and in the same federation without it.
+the victim's update reached the aggregate, read off the rule's own decisions that the round
+kept (:attr:`~gradleak.fl.observations.RoundOutcome.aggregation`). Per run: the global model's
+test accuracy with the attacker and in the same federation without it (an honest baseline run).
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from gradleak.config import ExperimentConfig
 from gradleak.data import load_dataset
 from gradleak.data.base import ImageDataset
 from gradleak.errors import DataError
+from gradleak.experiments.threats.base import build_model_for
 from gradleak.fl.aggregators import AggregationResult
+from gradleak.fl.build import build_federation
+from gradleak.fl.observations import RoundOutcome
 from gradleak.fl.simulation import Federation
 
 TEST_IMAGES = 500
@@ -45,13 +48,16 @@ def round_stealth(
     return report
 
 
-def aggregation_of(federation: Federation, uploads: dict[int, Tensor]) -> tuple[AggregationResult, list[int]]:
-    """Re-run the server's rule on one round's uploads (it is deterministic) for its decisions."""
-    order = sorted(uploads)
-    stacked = torch.stack([uploads[k] for k in order])
-    counts = torch.tensor([float(len(federation.parts[k])) for k in order], device=stacked.device)
-    weights = counts if federation.rules.weighted else None
-    return federation.rules.aggregator(stacked, weights), order
+def outcome_stealth(outcome: RoundOutcome, malicious: list[int], victim: int) -> dict[str, Any]:
+    """:func:`round_stealth` of a finished round, with its round number."""
+    order = list(outcome.order)
+    return {"round": outcome.round, **round_stealth(outcome.aggregation, order, malicious, victim)}
+
+
+def selected_clients(outcome: RoundOutcome) -> list[int]:
+    """The clients the round's rule selected (none for rules that select nobody)."""
+    chosen = outcome.aggregation.selected
+    return [] if chosen is None else [outcome.order[i] for i in chosen.tolist()]
 
 
 def test_data(config: ExperimentConfig, used: ImageDataset) -> ImageDataset | None:
@@ -82,3 +88,12 @@ def accuracy_report(attacked: Federation, honest: Federation, test: ImageDataset
         "accuracy_drop": without - with_attacker,
         "test_images": len(test),
     }
+
+
+def accuracy_with_and_without(
+    config: ExperimentConfig, data: ImageDataset, attacked: Federation, device: torch.device
+) -> dict[str, Any]:
+    """Train the same federation without the attacker and compare both models' test accuracy."""
+    honest = build_federation(config, data, build_model_for(config, data, device))
+    honest.run(config.federation.rounds)
+    return accuracy_report(attacked, honest, test_data(config, data))
