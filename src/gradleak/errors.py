@@ -20,6 +20,10 @@ class DataError(GradleakError):
     """A data set that is missing, truncated, corrupt or unsafe to load."""
 
 
+class StoreError(ConfigError):
+    """A results store that cannot be used: damaged, not a gradleak store, or a full disk."""
+
+
 class UnknownNameError(ConfigError):
     """A registry was asked for a name it does not hold."""
 

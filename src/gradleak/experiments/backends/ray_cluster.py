@@ -9,17 +9,15 @@ import socket
 from typing import Any
 
 from gradleak.errors import ConfigError
-from gradleak.experiments.backends import (
-    BACKENDS,
+from gradleak.experiments.backends.base import (
     Backend,
     BackendOptions,
     RunOutcome,
     RunTask,
-    execute,
-    limit_threads,
     now_iso,
     one_line,
 )
+from gradleak.experiments.backends.worker import execute, limit_threads
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -85,8 +83,8 @@ class RayBackend(Backend):
     def submit(self, task: RunTask) -> None:
         self._refs[self._remote.remote(task, self._threads)] = task
 
-    def wait(self) -> list[RunOutcome]:
-        ready, _ = self._ray.wait(list(self._refs), num_returns=1)
+    def wait(self, timeout: float | None = None) -> list[RunOutcome]:
+        ready, _ = self._ray.wait(list(self._refs), num_returns=1, timeout=timeout)
         return [self._outcome(ref, self._refs.pop(ref)) for ref in ready]
 
     def _outcome(self, ref: Any, task: RunTask) -> RunOutcome:
@@ -110,5 +108,3 @@ class RayBackend(Backend):
             self._ray.cancel(ref, force=True)
         self._ray.shutdown()
 
-
-BACKENDS.register("ray")(RayBackend)
