@@ -16,9 +16,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gradleak.cli_app import DeviceOption, OutputOption, SetOption, _state, app, console
+
 # The command groups, listed explicitly: importing each registers its commands on the app.
 from gradleak.commands import analyze, prior, protocol, sweep, train  # noqa: F401
-from gradleak.cli_app import DeviceOption, OutputOption, SetOption, _state, app, console
 from gradleak.config import ExperimentConfig, load_config
 from gradleak.errors import GradleakError
 

@@ -118,8 +118,14 @@ def test_sigkill_then_rerun_completes_every_run_once(tmp_path: Path) -> None:
 
 def child_sweep(sweep: Path, store: Path, out: Path, workers: int) -> list[str]:
     """The command line of a sweep process running ``sweep_children.counted_run``."""
-    return [sys.executable, str(HERE / "sweep_children.py"), str(sweep), str(store), str(out),
-            str(workers)]
+    return [
+        sys.executable,
+        str(HERE / "sweep_children.py"),
+        str(sweep),
+        str(store),
+        str(out),
+        str(workers),
+    ]
 
 
 def child_env(run_seconds: float) -> dict[str, str]:
@@ -165,8 +171,17 @@ def test_sigterm_stops_the_sweep_like_ctrl_c_and_keeps_finished_runs(tmp_path: P
     sweep = tmp_path / "seeds.yaml"
     sweep.write_text(yaml.safe_dump({"base": "tiny.yaml", "grid": {"seed": list(range(3))}}))
     store = tmp_path / "results.db"
-    command = [sys.executable, "-m", "gradleak.cli", "sweep", str(sweep), "--store", str(store),
-               "--workers", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "gradleak.cli",
+        "sweep",
+        str(sweep),
+        "--store",
+        str(store),
+        "--workers",
+        "1",
+    ]
 
     first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90

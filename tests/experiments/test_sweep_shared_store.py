@@ -7,12 +7,12 @@ import threading
 from pathlib import Path
 
 import yaml
+from sweep_children import counted_run
 
 from gradleak.experiments.backends import BackendOptions
 from gradleak.experiments.store import ResultStore
 from gradleak.experiments.sweep import load_sweep
 from gradleak.experiments.sweep_run import SweepSummary, run_sweep
-from sweep_children import counted_run
 
 BASE = {"data": {"name": "samples"}, "model": {"name": "lenet_dlg"}, "attack": {"iterations": 5}}
 RUNS = 6

@@ -14,6 +14,7 @@ else is refused before a single byte of it is written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -119,9 +120,7 @@ def _connect(path: Path, create: bool) -> sqlite3.Connection:
     mode = "rwc" if create else "rw"
     try:
         uri = f"{path.resolve().as_uri()}?mode={mode}"
-        conn = sqlite3.connect(
-            uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-        )
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     except sqlite3.Error as exc:
         raise from_sqlite(path, exc) from None
@@ -178,11 +177,10 @@ class ResultStore:
                 raise
 
     def _rollback(self) -> None:
-        try:
+        # The failure being reported matters more than one in rolling back.
+        with contextlib.suppress(sqlite3.Error):
             if self._conn.in_transaction:
                 self._conn.rollback()
-        except sqlite3.Error:  # the failure being reported matters more than this one
-            pass
 
     @classmethod
     def check(cls, path: Path) -> None:

@@ -8,6 +8,7 @@ SIGKILL, which skips that, is repaired by the next invocation (see :meth:`Result
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections import deque
@@ -94,10 +95,9 @@ def _drive(
                 store.heartbeat(sweep.name)
                 beat = time.monotonic()
     except BaseException:
-        try:
+        # On a full disk this fails too; the next invocation releases them (owner dead).
+        with contextlib.suppress(StoreError):
             store.mark_pending(sweep.name, in_flight)
-        except StoreError:  # a full disk: the next invocation releases them (owner dead)
-            pass
         raise
     return outcomes
 

@@ -9,6 +9,7 @@ them itself, so no worker prints a traceback of its own.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -31,10 +32,9 @@ def execute(task: RunTask) -> RunOutcome:
         task.output_dir.mkdir(parents=True, exist_ok=True)
         metrics = task.run(task.config, task.output_dir)
     except Exception as exc:
-        try:
+        # A full disk or a vanished folder: the store still gets the one line.
+        with contextlib.suppress(OSError):
             (task.output_dir / "error.log").write_text(traceback.format_exc())
-        except OSError:  # a full disk or a vanished folder: the store still gets the one line
-            pass
         return RunOutcome(
             task.id,
             "failed",
