@@ -188,7 +188,13 @@ class ResultStore:
         path = Path(path)
         check_path(path, must_exist=False)
         if path.exists() and path.stat().st_size > 0:
-            cls.open_existing(path).close()
+            # An SQLite file without tables passes: another sweep may be creating it right now.
+            store = cls(_connect(path, create=False), path)
+            try:
+                with store._guard():
+                    _read_meta(store._conn, path)
+            finally:
+                store.close()
 
     @classmethod
     def open(cls, path: Path) -> ResultStore:

@@ -6,6 +6,7 @@ Ray is an optional extra (``gradleak[sweep]``) and is imported only here, when c
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 from gradleak.errors import ConfigError
@@ -45,6 +46,15 @@ def _check_answers(address: str) -> None:
         ) from None
 
 
+def runs_that_fit(resources: Mapping[str, float], options: BackendOptions) -> int:
+    """How many runs the cluster holds at once: the scarcer of its CPUs and GPUs decides.
+    At least one, so that an autoscaling cluster that has no GPU yet still gets a run."""
+    fits = int(float(resources.get("CPU", 1.0)) // max(options.cpus_per_run, 1e-9))
+    if options.gpus_per_run > 0:
+        fits = min(fits, int(float(resources.get("GPU", 0.0)) // options.gpus_per_run))
+    return max(1, fits)
+
+
 def _run_on_worker(task: RunTask, threads: int) -> RunOutcome:
     limit_threads(threads)
     return execute(task)
@@ -53,7 +63,7 @@ def _run_on_worker(task: RunTask, threads: int) -> RunOutcome:
 class RayBackend(Backend):
     """Runs each task as a Ray task needing ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs.
 
-    ``capacity`` defaults to as many runs as the cluster's CPUs hold at once, so that the store's
+    ``capacity`` defaults to as many runs as the cluster's CPUs and GPUs hold at once, so that the store's
     ``running`` status means running, not queued; ``--workers`` caps it lower.
     """
 
@@ -71,8 +81,7 @@ class RayBackend(Backend):
             raise ConfigError(
                 f"cannot connect to Ray at {options.address}: {one_line(exc)}"
             ) from None
-        cluster_cpus = float(ray.cluster_resources().get("CPU", 1.0))
-        fits = max(1, int(cluster_cpus // max(options.cpus_per_run, 1e-9)))
+        fits = runs_that_fit(ray.cluster_resources(), options)
         self.capacity = min(options.workers, fits) if options.workers else fits
         self._remote = ray.remote(_run_on_worker).options(
             num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run, max_retries=0
