@@ -96,3 +96,19 @@ def test_a_newer_store_version_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(ConfigError, match="newer gradleak"):
         ResultStore.open_existing(path)
+
+
+def test_a_claim_is_taken_once_and_a_live_sweeps_claims_survive_a_new_plan(
+    tmp_path: Path, dead_owner: str
+) -> None:
+    path = tmp_path / "r.db"
+    runs = [planned(s) for s in range(3)]
+    with ResultStore.open(path) as first, ResultStore.open(path) as second:
+        first.plan("s", runs)
+        assert first.claim("s", runs[0].id, "t", "folder")
+        assert not second.claim("s", runs[0].id, "t", "folder")  # already running
+        second.mark_running("s", runs[1].id, "t", "folder", owner=dead_owner)
+        second.plan("s", runs)  # a second sweep starts on the same store
+        statuses = second.statuses("s")
+    assert statuses[runs[0].id] == "running", "a live sweep's run was handed out again"
+    assert statuses[runs[1].id] == "pending", "a dead sweep's run was not released"

@@ -166,7 +166,10 @@ def test_sigkill_of_the_sweep_alone_takes_its_workers_with_it(tmp_path: Path) ->
 
 
 @needs_proc
-def test_sigterm_stops_the_sweep_like_ctrl_c_and_keeps_finished_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("to_group", [False, True], ids=["sweep-alone", "process-group"])
+def test_sigterm_stops_the_sweep_like_ctrl_c_and_keeps_finished_runs(
+    tmp_path: Path, to_group: bool
+) -> None:
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     sweep = tmp_path / "seeds.yaml"
     sweep.write_text(yaml.safe_dump({"base": "tiny.yaml", "grid": {"seed": list(range(3))}}))
@@ -183,14 +186,17 @@ def test_sigterm_stops_the_sweep_like_ctrl_c_and_keeps_finished_runs(tmp_path: P
         "1",
     ]
 
-    first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 90
     while "done" not in statuses(store).values():
         assert first.poll() is None, "the sweep ended before it could be stopped"
         assert time.monotonic() < deadline, "no run finished within 90 s"
         time.sleep(0.05)
     workers = children(first.pid)
-    first.send_signal(signal.SIGTERM)  # the sweep alone, as timeout, Slurm and docker stop do
+    if to_group:  # as timeout and Slurm do: the workers get it too
+        os.killpg(first.pid, signal.SIGTERM)
+    else:  # as docker stop does
+        first.send_signal(signal.SIGTERM)
     _, stderr = first.communicate(timeout=60)
 
     assert first.returncode == 143, stderr
@@ -199,3 +205,4 @@ def test_sigterm_stops_the_sweep_like_ctrl_c_and_keeps_finished_runs(tmp_path: P
     after = statuses(store)
     assert "done" in after.values() and "pending" in after.values(), after
     assert "running" not in after.values(), "the run in flight was not handed back"
+    assert "failed" not in after.values(), "the run in flight was recorded as failed"

@@ -3,8 +3,10 @@
 A worker whose sweep was SIGKILLed must not live on: it holds hundreds of MB and keeps
 writing into a run folder that the resumed sweep redoes. On Linux the kernel delivers SIGKILL
 to the worker when its parent dies (``PR_SET_PDEATHSIG``); elsewhere a watchdog thread polls
-the parent's pid. Workers ignore SIGINT: on Ctrl-C the parent records what finished and stops
-them itself, so no worker prints a traceback of its own.
+the parent's pid. Workers ignore SIGINT and SIGTERM, which a terminal, ``timeout`` or Slurm
+send to the whole process group: the parent records what finished and then kills them itself,
+so no worker prints a traceback, and no run in flight is recorded as failed because its worker
+died first.
 """
 
 from __future__ import annotations
@@ -96,7 +98,9 @@ def die_with_parent(parent: int) -> None:
 
 
 def init_worker(parent: int, threads: int) -> None:
-    """Pool initializer: tie the worker's life to ``parent``, leave Ctrl-C to it, share cores."""
+    """Pool initializer: tie the worker's life to ``parent``, leave Ctrl-C and SIGTERM to it,
+    share the cores."""
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     limit_threads(threads)
