@@ -14,7 +14,8 @@ import tempfile
 from pathlib import Path
 
 from gradleak.experiments.backends import BackendOptions
-from gradleak.experiments.sweep import Sweep, expand, run_sweep
+from gradleak.experiments.sweep import Sweep, expand
+from gradleak.experiments.sweep_run import run_sweep
 
 TINY = {
     "data": {"name": "samples", "image_size": 32},

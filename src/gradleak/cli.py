@@ -22,7 +22,8 @@ from gradleak.errors import GradleakError
 from gradleak.interrupts import exit_status, interrupt_exits, sigterm_as_interrupt
 
 try:
-    import gradleak.commands  # noqa: F401 - registers the command modules on the app
+    # The command groups, listed explicitly: importing each registers its commands on the app.
+    from gradleak.commands import analyze, prior, protocol, sweep, train, weights  # noqa: F401
 except KeyboardInterrupt:  # Ctrl-C during the slow imports (torch, ...): one line, no traceback
     sys.stderr.write("interrupted (Ctrl-C) while gradleak was starting\n")
     raise SystemExit(130) from None

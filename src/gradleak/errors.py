@@ -24,6 +24,10 @@ class OutputError(GradleakError):
     """A run folder that cannot be written: a file, read-only, full, or an earlier run."""
 
 
+class StoreError(ConfigError):
+    """A results store that cannot be used: damaged, not a gradleak store, or a full disk."""
+
+
 class UnknownNameError(ConfigError):
     """A registry was asked for a name it does not hold."""
 

@@ -87,7 +87,7 @@ def test_results_on_a_foreign_file_exits_2(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "gradleak.cli", "results", str(path)], capture_output=True, text=True
     )
-    assert done.returncode == 2 and "not a gradleak results store" in done.stderr
+    assert done.returncode == 2 and "is damaged (not an SQLite file at all)" in done.stderr
     assert path.read_text() == "hello"
 
 

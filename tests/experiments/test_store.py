@@ -28,9 +28,9 @@ def test_a_text_file_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "notes.db"
     path.write_text("my notes, not a database\n" * 100)
     before = digest(path)
-    with pytest.raises(ConfigError, match="not a gradleak results store"):
+    with pytest.raises(ConfigError, match="is damaged"):
         ResultStore.open(path)
-    with pytest.raises(ConfigError, match="not a gradleak results store"):
+    with pytest.raises(ConfigError, match="is damaged"):
         ResultStore.open_existing(path)
     assert digest(path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
@@ -53,13 +53,13 @@ def test_a_missing_store_is_an_error_for_readers(tmp_path: Path) -> None:
     assert not (tmp_path / "absent.db").exists()
 
 
-def test_store_is_wal_and_plan_releases_interrupted_runs(tmp_path: Path) -> None:
+def test_store_is_wal_and_plan_releases_interrupted_runs(tmp_path: Path, dead_owner: str) -> None:
     path = tmp_path / "r.db"
     runs = [planned(s) for s in range(3)]
     with ResultStore.open(path) as store:
         store.plan("s", runs)
         store.record("s", RunOutcome(runs[0].id, "done", "a", "b", 2.0, {"psnr_mean": 1.5}))
-        store.mark_running("s", runs[1].id, "a", str(tmp_path))
+        store.mark_running("s", runs[1].id, "a", str(tmp_path), owner=dead_owner)
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
@@ -96,3 +96,19 @@ def test_a_newer_store_version_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(ConfigError, match="newer gradleak"):
         ResultStore.open_existing(path)
+
+
+def test_a_claim_is_taken_once_and_a_live_sweeps_claims_survive_a_new_plan(
+    tmp_path: Path, dead_owner: str
+) -> None:
+    path = tmp_path / "r.db"
+    runs = [planned(s) for s in range(3)]
+    with ResultStore.open(path) as first, ResultStore.open(path) as second:
+        first.plan("s", runs)
+        assert first.claim("s", runs[0].id, "t", "folder")
+        assert not second.claim("s", runs[0].id, "t", "folder")  # already running
+        second.mark_running("s", runs[1].id, "t", "folder", owner=dead_owner)
+        second.plan("s", runs)  # a second sweep starts on the same store
+        statuses = second.statuses("s")
+    assert statuses[runs[0].id] == "running", "a live sweep's run was handed out again"
+    assert statuses[runs[1].id] == "pending", "a dead sweep's run was not released"

@@ -14,7 +14,8 @@ from gradleak.config import ExperimentConfig
 from gradleak.errors import ConfigError
 from gradleak.experiments.backends import BackendOptions, RunOutcome
 from gradleak.experiments.store import ResultStore
-from gradleak.experiments.sweep import load_sweep, run_sweep
+from gradleak.experiments.sweep import load_sweep
+from gradleak.experiments.sweep_run import run_sweep
 
 BASE = {"data": {"name": "samples"}, "model": {"name": "lenet_dlg"}, "attack": {"iterations": 5}}
 
@@ -125,14 +126,16 @@ def test_cli_bad_sweep_exits_2_without_touching_the_store(tmp_path: Path) -> Non
     assert not store.exists()
 
 
-def test_failures_are_recorded_and_the_sweep_goes_on_then_resumes(tmp_path: Path) -> None:
+def test_failures_are_recorded_and_the_sweep_goes_on_then_resumes(
+    tmp_path: Path, dead_owner: str
+) -> None:
     sweep = load_sweep(write_sweep(tmp_path, {"grid": {"federation.batch_size": [1, 2, 3, 4]}}))
     store_path, out = tmp_path / "r.db", tmp_path / "runs"
     with ResultStore.open(store_path) as store:  # a previous, killed invocation
         store.plan(sweep.name, sweep.runs)
         first, second = sweep.runs[0], sweep.runs[1]
         store.record(sweep.name, RunOutcome(first.id, "done", "t0", "t1", 1.0, {"psnr_mean": 9.0}))
-        store.mark_running(sweep.name, second.id, "t0", "somewhere")
+        store.mark_running(sweep.name, second.id, "t0", "somewhere", owner=dead_owner)
 
     summary = run_sweep(sweep, store_path, "local", BackendOptions(workers=2), out, run=fake_run)
 

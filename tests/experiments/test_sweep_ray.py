@@ -17,7 +17,8 @@ import pytest
 from gradleak.errors import ConfigError
 from gradleak.experiments.backends import BackendOptions
 from gradleak.experiments.store import ResultStore
-from gradleak.experiments.sweep import Sweep, expand, run_sweep
+from gradleak.experiments.sweep import Sweep, expand
+from gradleak.experiments.sweep_run import run_sweep
 
 pytest.importorskip("ray")
 

@@ -1,8 +1,3 @@
-"""CLI command modules. Every module in this package is imported so its commands register on
-``gradleak.cli_app.app``; add a module here to add a command group."""
-
-import importlib
-import pkgutil
-
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+"""CLI command modules, one per command group. Each registers its commands on
+``gradleak.cli_app.app`` when imported; ``gradleak.cli`` imports them all, listed by name in one
+place, so adding a command group means adding a module here and its name there."""

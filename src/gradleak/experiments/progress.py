@@ -5,22 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from gradleak.attacks.base import ProgressCallback
+from gradleak.progress_bar import progress_bar
 
 
 @contextmanager
 def attack_progress(total: int) -> Iterator[ProgressCallback]:
     """Yield a callback (iteration, loss) that advances a bar; restarts continue the count."""
-    columns = (
-        TextColumn("[bold]attack"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4g}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, transient=False) as bar:
+    with progress_bar("[bold]attack", "loss {task.fields[loss]:.4g}") as bar:
         task = bar.add_task("attack", total=total, loss=float("nan"))
         done = 0
         last = 0

@@ -1,10 +1,12 @@
 """The results store: one SQLite file (WAL mode) holding every run of every sweep.
 
-Only the sweep's parent process writes, one short transaction per finished run, so a run is
-either committed whole or not at all: a Ctrl-C or a SIGKILL loses only the runs in flight, which
-are still ``pending``/``running`` and are redone on the next invocation. WAL lets
-``gradleak results`` and ``gradleak report`` read while a sweep writes, and ``busy_timeout``
-lets a second writer (say, another sweep into the same file) wait instead of failing.
+Only sweep parent processes write, one short transaction per step, so a run is either
+committed whole or not at all. Several sweeps may share one store: a run is *claimed* by a
+single conditional update (``pending`` -> ``running``, owner recorded), so each run executes
+once whoever asks. A sweep that is SIGKILLed leaves its claimed runs ``running``; the next
+invocation hands them back to ``pending`` once their owner is known dead (same host, pid gone)
+or its heartbeat is stale (any host). WAL lets ``gradleak results`` and ``gradleak report``
+read while sweeps write, and ``busy_timeout`` lets writers queue instead of failing.
 
 A file that exists must already be a gradleak store (its ``meta`` table says so); anything
 else is refused before a single byte of it is written.
@@ -12,27 +14,34 @@ else is refused before a single byte of it is written.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
 import sqlite3
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from gradleak.errors import ConfigError
-from gradleak.experiments.backends import RunOutcome
-
-if TYPE_CHECKING:
-    from gradleak.experiments.sweep import PlannedRun
+from gradleak.config import ExperimentConfig
+from gradleak.experiments.backends.base import RunOutcome
+from gradleak.experiments.store_errors import check_path, from_os, from_sqlite, not_a_store
 
 STORE_FORMAT = "gradleak-results"
-STORE_VERSION = 1
+STORE_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
 STATUSES = ("pending", "running", "done", "failed")
+# A live sweep refreshes its runs' heartbeat this often; a run whose heartbeat is older than
+# STALE_AFTER_S belongs to a sweep that is gone (killed, or its machine lost).
+HEARTBEAT_S = 5.0
+STALE_AFTER_S = 120.0
 
 SCHEMA = f"""
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE runs (
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
     sweep TEXT NOT NULL,
     id TEXT NOT NULL,
     position INTEGER NOT NULL,
@@ -44,10 +53,30 @@ CREATE TABLE runs (
     finished TEXT,
     wall_seconds REAL,
     artifacts_path TEXT,
+    owner TEXT,
+    heartbeat REAL,
     PRIMARY KEY (sweep, id)
 );
-CREATE INDEX runs_status ON runs (sweep, status);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (sweep, status);
+INSERT OR IGNORE INTO meta VALUES ('format', '{STORE_FORMAT}');
+INSERT OR IGNORE INTO meta VALUES ('version', '{STORE_VERSION}');
 """
+# Version 1 stores lack the claim columns; a sweep adds them (readers need not).
+MIGRATE_1_TO_2 = (
+    "ALTER TABLE runs ADD COLUMN owner TEXT",
+    "ALTER TABLE runs ADD COLUMN heartbeat REAL",
+    f"UPDATE meta SET value = '{STORE_VERSION}' WHERE key = 'version'",
+)
+
+
+class PlannableRun(Protocol):
+    """What :meth:`ResultStore.plan` needs of a run (``sweep.PlannedRun`` is one)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def config(self) -> ExperimentConfig: ...
 
 
 @dataclass(frozen=True)
@@ -66,80 +95,149 @@ class StoredRun:
     artifacts_path: str | None
 
 
+def this_owner() -> str:
+    """``host:pid`` of the calling process: who claimed a run, and where to look if it lives."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_is_dead(owner: str | None) -> bool:
+    """True when ``owner`` is a process on this host that no longer exists (or unknown)."""
+    if not owner:
+        return True  # claimed by a version-1 sweep, which kept no owner
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's: only a stale heartbeat tells
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _connect(path: Path, create: bool) -> sqlite3.Connection:
     mode = "rwc" if create else "rw"
     try:
         uri = f"{path.resolve().as_uri()}?mode={mode}"
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
-    except sqlite3.OperationalError:
-        raise ConfigError(f"results store {path} does not exist or cannot be opened") from None
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    except sqlite3.Error as exc:
+        raise from_sqlite(path, exc) from None
     return conn
 
 
-def _check_is_store(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse a file that is not a gradleak store, reading only."""
-    not_store = f"{path} is not a gradleak results store; pick another --store file"
-    try:
-        has_meta = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
-        ).fetchone()
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall()) if has_meta else {}
-    except sqlite3.DatabaseError:
-        raise ConfigError(not_store) from None
+def _read_meta(conn: sqlite3.Connection, path: Path) -> dict[str, str] | None:
+    """The store's meta table; None for an SQLite file with no tables at all (a fresh store
+    that another sweep is creating at this moment, or an empty file)."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables:
+        return None
+    if "meta" not in tables:
+        raise not_a_store(path, f"its tables are {', '.join(sorted(tables))}")
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     if meta.get("format") != STORE_FORMAT:
-        raise ConfigError(not_store)
-    if int(meta.get("version", 0)) > STORE_VERSION:
-        raise ConfigError(
-            f"{path} was written by a newer gradleak (store version {meta['version']})"
-        )
+        raise not_a_store(path, "its meta table names another format")
+    if not str(meta.get("version", "")).isdigit():
+        raise not_a_store(path, "its meta table has no version")
+    if int(meta["version"]) > STORE_VERSION:
+        raise not_a_store(path, f"it was written by a newer gradleak, version {meta['version']}")
+    return meta
 
 
 class ResultStore:
-    """Open with :meth:`open` (creating a new store) or :meth:`open_existing` (read side)."""
+    """Open with :meth:`open` (a sweep: creates the store) or :meth:`open_existing` (readers)."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+        self.owner = this_owner()
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn SQLite and file-system failures into one-line :class:`StoreError`s."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise from_sqlite(self.path, exc) from None
+        except OSError as exc:
+            raise from_os(self.path, exc) from None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction that takes the write lock first (``BEGIN IMMEDIATE``), so that
+        what it reads cannot change before it writes; rolled back whole on any failure."""
+        with self._guard():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.commit()
+            except BaseException:
+                self._rollback()
+                raise
+
+    def _rollback(self) -> None:
+        # The failure being reported matters more than one in rolling back.
+        with contextlib.suppress(sqlite3.Error):
+            if self._conn.in_transaction:
+                self._conn.rollback()
 
     @classmethod
     def check(cls, path: Path) -> None:
-        """Raise ConfigError unless ``path`` is absent, empty, or a gradleak store; writes nothing."""
+        """Raise StoreError unless ``path`` is absent, empty, or a gradleak store; writes nothing."""
         path = Path(path)
+        check_path(path, must_exist=False)
         if path.exists() and path.stat().st_size > 0:
-            cls.open_existing(path).close()
+            # An SQLite file without tables passes: another sweep may be creating it right now.
+            store = cls(_connect(path, create=False), path)
+            try:
+                with store._guard():
+                    _read_meta(store._conn, path)
+            finally:
+                store.close()
 
     @classmethod
     def open(cls, path: Path) -> ResultStore:
         """Open a store for a sweep, creating it when the file is absent or empty."""
         path = Path(path)
         cls.check(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = _connect(path, create=True)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        with conn:
-            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone():
-                conn.executescript(SCHEMA)
-                conn.executemany(
-                    "INSERT INTO meta VALUES (?, ?)",
-                    [("format", STORE_FORMAT), ("version", str(STORE_VERSION))],
-                )
-        return cls(conn, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise from_os(path, exc) from None
+        store = cls(_connect(path, create=True), path)
+        try:
+            with store._guard():
+                store._conn.execute("PRAGMA journal_mode = WAL")
+                store._conn.execute("PRAGMA synchronous = NORMAL")
+            with store._transaction() as conn:
+                meta = _read_meta(conn, path)
+                if meta is None:
+                    # One statement at a time: executescript would commit the transaction.
+                    for statement in filter(str.strip, SCHEMA.split(";")):
+                        conn.execute(statement)
+                elif meta["version"] == "1":
+                    for statement in MIGRATE_1_TO_2:
+                        conn.execute(statement)
+        except BaseException:
+            store.close()
+            raise
+        return store
 
     @classmethod
     def open_existing(cls, path: Path) -> ResultStore:
         """Open a store that must already exist (for results and reports)."""
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"results store {path} does not exist")
-        conn = _connect(path, create=False)
+        check_path(path, must_exist=True)
+        store = cls(_connect(path, create=False), path)
         try:
-            _check_is_store(conn, path)
-        except ConfigError:
-            conn.close()
+            with store._guard():
+                if _read_meta(store._conn, path) is None:
+                    raise not_a_store(path, "it holds no tables")
+        except BaseException:
+            store.close()
             raise
-        return cls(conn, path)
+        return store
 
     def close(self) -> None:
         self._conn.close()
@@ -150,53 +248,98 @@ class ResultStore:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def plan(self, sweep: str, runs: Iterable[PlannedRun]) -> None:
+    def plan(self, sweep: str, runs: Iterable[PlannableRun], retry_failed: bool = False) -> None:
         """Record a sweep's runs as pending (known runs keep their status), and release runs
-        that a killed invocation left ``running`` so that they are redone."""
+        that a dead invocation left ``running`` so that they are redone; with
+        ``retry_failed`` failed runs become pending again too. One transaction."""
         rows = [
             (sweep, run.id, i, json.dumps(run.config.model_dump(mode="json")))
             for i, run in enumerate(runs)
         ]
-        with self._conn:
-            self._conn.executemany(
+        with self._transaction() as conn:
+            conn.executemany(
                 "INSERT INTO runs (sweep, id, position, config_json, status) "
                 "VALUES (?, ?, ?, ?, 'pending') "
                 "ON CONFLICT (sweep, id) DO UPDATE SET position = excluded.position",
                 rows,
             )
-            self._conn.execute(
-                "UPDATE runs SET status = 'pending', started = NULL "
-                "WHERE sweep = ? AND status = 'running'",
+            running = conn.execute(
+                "SELECT id, owner, heartbeat FROM runs WHERE sweep = ? AND status = 'running'",
                 (sweep,),
+            ).fetchall()
+            stale = time.time() - STALE_AFTER_S
+            dead = [
+                (sweep, rid)
+                for rid, owner, beat in running
+                if _owner_is_dead(owner) or beat is None or beat < stale
+            ]
+            conn.executemany(
+                "UPDATE runs SET status = 'pending', started = NULL, owner = NULL, "
+                "heartbeat = NULL WHERE sweep = ? AND id = ?",
+                dead,
             )
+            if retry_failed:
+                conn.execute(
+                    "UPDATE runs SET status = 'pending', error = NULL "
+                    "WHERE sweep = ? AND status = 'failed'",
+                    (sweep,),
+                )
 
     def statuses(self, sweep: str) -> dict[str, str]:
         """Run id -> status for one sweep."""
-        return dict(self._conn.execute("SELECT id, status FROM runs WHERE sweep = ?", (sweep,)))
+        with self._guard():
+            rows = self._conn.execute("SELECT id, status FROM runs WHERE sweep = ?", (sweep,))
+            return dict(rows.fetchall())
 
-    def mark_running(self, sweep: str, run_id: str, started: str, artifacts_path: str) -> None:
-        with self._conn:
-            self._conn.execute(
-                "UPDATE runs SET status = 'running', started = ?, artifacts_path = ?, error = NULL "
-                "WHERE sweep = ? AND id = ?",
-                (started, artifacts_path, sweep, run_id),
+    def claim(self, sweep: str, run_id: str, started: str, artifacts_path: str) -> bool:
+        """Take a pending run for this process; False when it is not pending any more (another
+        sweep on the store claimed or finished it). Atomic: one conditional update."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE runs SET status = 'running', started = ?, artifacts_path = ?, "
+                "error = NULL, owner = ?, heartbeat = ? "
+                "WHERE sweep = ? AND id = ? AND status = 'pending'",
+                (started, artifacts_path, self.owner, time.time(), sweep, run_id),
+            )
+            return cursor.rowcount == 1
+
+    def mark_running(
+        self, sweep: str, run_id: str, started: str, artifacts_path: str, owner: str | None = None
+    ) -> None:
+        """Mark a run running for ``owner`` (default: this process) whatever its status; tests
+        use it to leave the trace of a killed sweep. Sweeps use :meth:`claim`."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET status = 'running', started = ?, artifacts_path = ?, "
+                "error = NULL, owner = ?, heartbeat = ? WHERE sweep = ? AND id = ?",
+                (started, artifacts_path, owner or self.owner, time.time(), sweep, run_id),
+            )
+
+    def heartbeat(self, sweep: str) -> None:
+        """Say that this process still runs the runs it claimed."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET heartbeat = ? WHERE sweep = ? AND owner = ? AND status = 'running'",
+                (time.time(), sweep, self.owner),
             )
 
     def mark_pending(self, sweep: str, run_ids: Iterable[str]) -> None:
-        with self._conn:
-            self._conn.executemany(
-                "UPDATE runs SET status = 'pending', started = NULL "
-                "WHERE sweep = ? AND id = ? AND status = 'running'",
-                [(sweep, rid) for rid in run_ids],
+        """Hand runs this process claimed back to ``pending`` (it was interrupted)."""
+        with self._transaction() as conn:
+            conn.executemany(
+                "UPDATE runs SET status = 'pending', started = NULL, owner = NULL, "
+                "heartbeat = NULL WHERE sweep = ? AND id = ? AND status = 'running' AND owner = ?",
+                [(sweep, rid, self.owner) for rid in run_ids],
             )
 
     def record(self, sweep: str, outcome: RunOutcome) -> None:
         """Commit one finished run; after this returns it survives any interruption."""
         metrics = json.dumps(outcome.metrics) if outcome.metrics is not None else None
-        with self._conn:
-            self._conn.execute(
+        with self._transaction() as conn:
+            conn.execute(
                 "UPDATE runs SET status = ?, metrics_json = ?, error = ?, started = ?, "
-                "finished = ?, wall_seconds = ?, artifacts_path = ? WHERE sweep = ? AND id = ?",
+                "finished = ?, wall_seconds = ?, artifacts_path = ?, heartbeat = NULL "
+                "WHERE sweep = ? AND id = ?",
                 (
                     outcome.status,
                     metrics,
@@ -211,7 +354,9 @@ class ResultStore:
             )
 
     def sweeps(self) -> list[str]:
-        return [row[0] for row in self._conn.execute("SELECT DISTINCT sweep FROM runs ORDER BY 1")]
+        with self._guard():
+            rows = self._conn.execute("SELECT DISTINCT sweep FROM runs ORDER BY 1").fetchall()
+        return [row[0] for row in rows]
 
     def runs(self, sweep: str | None = None) -> list[StoredRun]:
         """Every run (of one sweep, when given) in sweep order."""
@@ -222,7 +367,8 @@ class ResultStore:
         args: tuple[str, ...] = ()
         if sweep is not None:
             query, args = query + " WHERE sweep = ?", (sweep,)
-        rows = self._conn.execute(query + " ORDER BY sweep, position", args).fetchall()
+        with self._guard():
+            rows = self._conn.execute(query + " ORDER BY sweep, position", args).fetchall()
         return [
             StoredRun(
                 sweep=r[0],

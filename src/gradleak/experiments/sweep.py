@@ -7,7 +7,7 @@ axis whose values are lists), ``zip`` (key path -> lists of equal length, taken 
 Every run is validated here, before anything runs, so that a typo in cell 37 of a grid fails
 the whole sweep in a second rather than overnight. A run's id is a hash of its validated, fully
 resolved config: the same experiment gets the same id whatever order the grid lists it in, which
-is what lets an interrupted sweep resume by id.
+is what lets an interrupted sweep resume by id. Running the runs is :mod:`.sweep_run`'s job.
 """
 
 from __future__ import annotations
@@ -15,15 +15,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import re
-import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gradleak.config import (
     ExperimentConfig,
@@ -32,17 +28,6 @@ from gradleak.config import (
     validate_config,
 )
 from gradleak.errors import ConfigError
-from gradleak.experiments.backends import (
-    Backend,
-    BackendOptions,
-    RunFunction,
-    RunOutcome,
-    RunTask,
-    default_run_function,
-    make_backend,
-    now_iso,
-)
-from gradleak.experiments.store import ResultStore
 
 SWEEP_KEYS = frozenset({"name", "base", "grid", "zip", "set"})
 
@@ -172,105 +157,3 @@ def load_sweep(path: Path) -> Sweep:
         _mapping(spec, "set"),
     )
     return Sweep(name=str(spec.get("name") or path.stem), runs=runs)
-
-
-@dataclass(frozen=True)
-class SweepSummary:
-    """How a sweep invocation went; ``run_seconds`` sums the runs' own wall time."""
-
-    total: int
-    skipped: int
-    done: int
-    failed: int
-    wall_seconds: float
-    run_seconds: float
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("[green]{task.fields[done]} done[/] [red]{task.fields[failed]} failed[/]"),
-        TimeElapsedColumn(),
-        disable=not enabled,
-    )
-
-
-def _drive(
-    sweep: Sweep, tasks: list[RunTask], backend: Backend, store: ResultStore, bar: Progress
-) -> list[RunOutcome]:
-    """Keep the backend full, commit each outcome as it arrives; on any interruption hand the
-    runs in flight back to ``pending`` (a SIGKILL skips this; :meth:`ResultStore.plan` does it)."""
-    queue, in_flight, outcomes = deque(tasks), set[str](), list[RunOutcome]()
-    counts = {"done": 0, "failed": 0}
-    bar_task = bar.add_task(sweep.name, total=len(tasks), done=0, failed=0)
-    try:
-        while queue or in_flight:
-            while queue and len(in_flight) < backend.capacity:
-                task = queue.popleft()
-                store.mark_running(sweep.name, task.id, now_iso(), str(task.output_dir))
-                backend.submit(task)
-                in_flight.add(task.id)
-            for outcome in backend.wait():
-                store.record(sweep.name, outcome)
-                in_flight.discard(outcome.id)
-                outcomes.append(outcome)
-                counts[outcome.status] += 1
-                if outcome.error:
-                    bar.console.print(f"[red]failed[/] {outcome.id}: {outcome.error}")
-                bar.update(bar_task, advance=1, done=counts["done"], failed=counts["failed"])
-    except BaseException:
-        store.mark_pending(sweep.name, in_flight)
-        raise
-    return outcomes
-
-
-def _safe_dirname(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "sweep"
-
-
-def run_sweep(
-    sweep: Sweep,
-    store_path: Path,
-    backend: str = "local",
-    options: BackendOptions | None = None,
-    output_dir: Path | None = None,
-    run: RunFunction = default_run_function,
-    retry_failed: bool = False,
-    progress: bool = False,
-) -> SweepSummary:
-    """Run every run of ``sweep`` not yet done in the store; safe to repeat after any interruption.
-
-    Order matters for "store untouched": the store file is checked (read-only) and the backend
-    started (a Ray address that does not answer fails here) before the store is created or written.
-    Artefacts go to ``output_dir/<sweep>/<run id>`` (default: ``runs/`` beside the store); on a Ray
-    cluster that folder must be on a file system every node shares.
-    """
-    t0 = time.perf_counter()
-    store_path = Path(store_path)
-    ResultStore.check(store_path)
-    runs_root = (output_dir or store_path.parent / "runs").resolve() / _safe_dirname(sweep.name)
-    engine = make_backend(backend, options or BackendOptions())
-    try:
-        with ResultStore.open(store_path) as store:
-            store.plan(sweep.name, sweep.runs)
-            redo = {"pending", "failed"} if retry_failed else {"pending"}
-            statuses = store.statuses(sweep.name)
-            tasks = [
-                RunTask(r.id, r.config, runs_root / r.id, run)
-                for r in sweep.runs
-                if statuses[r.id] in redo
-            ]
-            with _progress(progress) as bar:
-                outcomes = _drive(sweep, tasks, engine, store, bar)
-    finally:
-        engine.close()
-    return SweepSummary(
-        total=len(sweep.runs),
-        skipped=len(sweep.runs) - len(tasks),
-        done=sum(o.status == "done" for o in outcomes),
-        failed=sum(o.status == "failed" for o in outcomes),
-        wall_seconds=time.perf_counter() - t0,
-        run_seconds=sum(o.wall_seconds for o in outcomes),
-    )

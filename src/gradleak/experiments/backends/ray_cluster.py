@@ -6,20 +6,19 @@ Ray is an optional extra (``gradleak[sweep]``) and is imported only here, when c
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 from gradleak.errors import ConfigError
-from gradleak.experiments.backends import (
-    BACKENDS,
+from gradleak.experiments.backends.base import (
     Backend,
     BackendOptions,
     RunOutcome,
     RunTask,
-    execute,
-    limit_threads,
     now_iso,
     one_line,
 )
+from gradleak.experiments.backends.worker import execute, limit_threads
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -47,6 +46,15 @@ def _check_answers(address: str) -> None:
         ) from None
 
 
+def runs_that_fit(resources: Mapping[str, float], options: BackendOptions) -> int:
+    """How many runs the cluster holds at once: the scarcer of its CPUs and GPUs decides.
+    At least one, so that an autoscaling cluster that has no GPU yet still gets a run."""
+    fits = int(float(resources.get("CPU", 1.0)) // max(options.cpus_per_run, 1e-9))
+    if options.gpus_per_run > 0:
+        fits = min(fits, int(float(resources.get("GPU", 0.0)) // options.gpus_per_run))
+    return max(1, fits)
+
+
 def _run_on_worker(task: RunTask, threads: int) -> RunOutcome:
     limit_threads(threads)
     return execute(task)
@@ -55,7 +63,7 @@ def _run_on_worker(task: RunTask, threads: int) -> RunOutcome:
 class RayBackend(Backend):
     """Runs each task as a Ray task needing ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs.
 
-    ``capacity`` defaults to as many runs as the cluster's CPUs hold at once, so that the store's
+    ``capacity`` defaults to as many runs as the cluster's CPUs and GPUs hold at once, so that the store's
     ``running`` status means running, not queued; ``--workers`` caps it lower.
     """
 
@@ -73,8 +81,7 @@ class RayBackend(Backend):
             raise ConfigError(
                 f"cannot connect to Ray at {options.address}: {one_line(exc)}"
             ) from None
-        cluster_cpus = float(ray.cluster_resources().get("CPU", 1.0))
-        fits = max(1, int(cluster_cpus // max(options.cpus_per_run, 1e-9)))
+        fits = runs_that_fit(ray.cluster_resources(), options)
         self.capacity = min(options.workers, fits) if options.workers else fits
         self._remote = ray.remote(_run_on_worker).options(
             num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run, max_retries=0
@@ -85,8 +92,8 @@ class RayBackend(Backend):
     def submit(self, task: RunTask) -> None:
         self._refs[self._remote.remote(task, self._threads)] = task
 
-    def wait(self) -> list[RunOutcome]:
-        ready, _ = self._ray.wait(list(self._refs), num_returns=1)
+    def wait(self, timeout: float | None = None) -> list[RunOutcome]:
+        ready, _ = self._ray.wait(list(self._refs), num_returns=1, timeout=timeout)
         return [self._outcome(ref, self._refs.pop(ref)) for ref in ready]
 
     def _outcome(self, ref: Any, task: RunTask) -> RunOutcome:
@@ -110,5 +117,3 @@ class RayBackend(Backend):
             self._ray.cancel(ref, force=True)
         self._ray.shutdown()
 
-
-BACKENDS.register("ray")(RayBackend)

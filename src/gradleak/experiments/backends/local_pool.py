@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from gradleak.experiments.backends import (
-    BACKENDS,
+from gradleak.experiments.backends.base import (
     Backend,
     BackendOptions,
     RunOutcome,
     RunTask,
-    available_cpus,
-    execute,
-    limit_threads,
     now_iso,
 )
+from gradleak.experiments.backends.worker import available_cpus, execute, init_worker
+
+KILL_GRACE_S = 5.0
 
 
 class LocalBackend(Backend):
     """``--workers`` processes, each with an equal share of the cores for torch's threads.
 
     A worker that dies outright (killed, out of memory) breaks the whole pool; the runs then in
-    flight are recorded as failed and a fresh pool takes the rest, so the sweep goes on.
+    flight are recorded as failed and a fresh pool takes the rest, so the sweep goes on. Workers
+    die with this process (see :mod:`.worker`), and :meth:`close` kills the ones still busy.
     """
 
     def __init__(self, options: BackendOptions) -> None:
@@ -37,18 +38,18 @@ class LocalBackend(Backend):
         return ProcessPoolExecutor(
             max_workers=self.capacity,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=limit_threads,
-            initargs=(self._threads,),
+            initializer=init_worker,
+            initargs=(os.getpid(), self._threads),
         )
 
     def submit(self, task: RunTask) -> None:
         self._futures[self._pool.submit(execute, task)] = task
 
-    def wait(self) -> list[RunOutcome]:
-        finished, _ = wait(self._futures, return_when=FIRST_COMPLETED)
+    def wait(self, timeout: float | None = None) -> list[RunOutcome]:
+        finished, _ = wait(self._futures, timeout=timeout, return_when=FIRST_COMPLETED)
         outcomes = [self._outcome(future, self._futures.pop(future)) for future in finished]
         if any(o.error and o.error.startswith("BrokenProcessPool") for o in outcomes):
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._shutdown(self._pool)
             self._pool = self._new_pool()
         return outcomes
 
@@ -68,8 +69,19 @@ class LocalBackend(Backend):
                 artifacts_path=str(task.output_dir),
             )
 
+    @staticmethod
+    def _shutdown(pool: ProcessPoolExecutor) -> None:
+        """Kill the pool's workers and reap them. ``shutdown`` alone lets a busy worker finish
+        its run, which after SIGTERM or Ctrl-C would keep the sweep (and the run) going."""
+        # The pool has no public handle on its processes; ``_processes`` is stable since 3.2.
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+        for process in processes:
+            process.join(KILL_GRACE_S)
+
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-BACKENDS.register("local")(LocalBackend)
+        self._futures.clear()
+        self._shutdown(self._pool)

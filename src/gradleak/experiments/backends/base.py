@@ -1,4 +1,4 @@
-"""Where a sweep's runs execute: a registry of backends behind one small interface.
+"""What a sweep backend moves, and the interface every backend implements.
 
 The parent process owns the results store and is its only writer; a backend only moves
 :class:`RunTask` objects out to workers and :class:`RunOutcome` objects back. Keeping workers
@@ -8,9 +8,6 @@ killed, and the same store code for a laptop pool and a Ray cluster.
 
 from __future__ import annotations
 
-import os
-import time
-import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from gradleak.config import ExperimentConfig
-from gradleak.registry import Registry
 
 RunFunction = Callable[[ExperimentConfig, Path], dict[str, Any]]
 
@@ -65,49 +61,6 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
 
 
-def execute(task: RunTask) -> RunOutcome:
-    """Run one task in the current process; any exception becomes a failed outcome."""
-    started, t0 = now_iso(), time.perf_counter()
-    task.output_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        metrics = task.run(task.config, task.output_dir)
-    except Exception as exc:
-        (task.output_dir / "error.log").write_text(traceback.format_exc())
-        return RunOutcome(
-            task.id,
-            "failed",
-            started,
-            now_iso(),
-            time.perf_counter() - t0,
-            error=one_line(exc),
-            artifacts_path=str(task.output_dir),
-        )
-    return RunOutcome(
-        task.id,
-        "done",
-        started,
-        now_iso(),
-        time.perf_counter() - t0,
-        metrics=dict(metrics),
-        artifacts_path=str(task.output_dir),
-    )
-
-
-def limit_threads(threads: int) -> None:
-    """Cap torch's intra-op threads so that concurrent workers share the cores, not fight."""
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 class Backend(ABC):
     """Runs tasks somewhere; at most :attr:`capacity` are in flight at once."""
 
@@ -118,12 +71,17 @@ class Backend(ABC):
         """Start a task; the caller never submits more than ``capacity`` at once."""
 
     @abstractmethod
-    def wait(self) -> list[RunOutcome]:
-        """Block until at least one submitted task has finished; return the finished ones."""
+    def wait(self, timeout: float | None = None) -> list[RunOutcome]:
+        """Block until at least one submitted task has finished or ``timeout`` seconds have
+        passed; return the finished ones (none on a timeout). The timeout lets the driver
+        keep its heartbeat in the store while long runs go on."""
 
     @abstractmethod
     def close(self) -> None:
-        """Release workers; tasks still in flight are abandoned (the store will redo them)."""
+        """Stop every worker now; tasks still in flight are abandoned (the store redoes them).
+
+        Workers must not outlive this call: a worker left running keeps writing into a run
+        folder that the next invocation redoes."""
 
 
 @dataclass(frozen=True)
@@ -134,13 +92,3 @@ class BackendOptions:
     address: str = "auto"
     cpus_per_run: float = 1.0
     gpus_per_run: float = 0.0
-
-
-BACKENDS: Registry[Callable[[BackendOptions], Backend]] = Registry("sweep backend")
-
-
-def make_backend(name: str, options: BackendOptions) -> Backend:
-    """Build a registered backend; importing the modules registers ``local`` and ``ray``."""
-    from gradleak.experiments import backends_local, backends_ray  # noqa: F401
-
-    return BACKENDS.get(name)(options)
