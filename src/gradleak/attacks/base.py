@@ -51,24 +51,29 @@ class Attack(ABC):
     name: ClassVar[str]
     requires: ClassVar[frozenset[str]] = frozenset()
     Options: ClassVar[type[AttackOptions]] = AttackOptions
-    defaults: ClassVar[dict[str, Any]] = {}
-    """The attack's own defaults for shared ``attack.*`` knobs (``lr``, ``tv_weight``): each
-    paper tuned them differently, and a user's explicit value still wins."""
+    default_lr: ClassVar[float] = 0.1
+    """This attack's step size when ``attack.lr`` is unset (None): each paper tuned its own."""
+    default_tv_weight: ClassVar[float] = 1e-4
+    """This attack's total-variation weight when ``attack.tv_weight`` is unset (None)."""
 
     def __init__(self, config: AttackConfig) -> None:
-        self.config = config
         try:
             self.options = self.Options.model_validate(config.options)
         except PydanticValidationError as exc:
             err = exc.errors()[0]
             key = ".".join(str(p) for p in err["loc"])
             raise ConfigError(f"attack.options.{key} for {self.name}: {err['msg']}") from None
-
-    def setting(self, key: str) -> Any:
-        """``attack.<key>`` when the user set it, else this attack's default, else the config's."""
-        if key in self.config.model_fields_set or key not in self.defaults:
-            return getattr(self.config, key)
-        return self.defaults[key]
+        self.lr: float = self.default_lr if config.lr is None else config.lr
+        self.tv_weight: float = self.default_tv_weight if config.tv_weight is None else config.tv_weight
+        self.config = config.model_copy(
+            update={
+                "lr": self.lr,
+                "tv_weight": self.tv_weight,
+                "options": self.options.model_dump(mode="json"),
+            }
+        )
+        """The effective section: every default this attack chose written in, so that a config
+        holding it runs this same attack again (``run_id`` hashes it)."""
 
     def total_iterations(self) -> int:
         """How many optimisation steps :meth:`reconstruct` reports (the progress bar's length)."""

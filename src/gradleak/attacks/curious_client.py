@@ -36,7 +36,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
@@ -142,7 +142,8 @@ class CuriousClient(Attack):
     name = "curious_client"
     Options = CuriousClientOptions
     options: CuriousClientOptions
-    defaults: ClassVar[dict[str, Any]] = {"lr": 0.1, "tv_weight": 0.0}
+    default_lr = 0.1
+    default_tv_weight = 0.0
 
     def __init__(self, config: AttackConfig) -> None:
         super().__init__(config)
@@ -170,13 +171,13 @@ class CuriousClient(Attack):
         if opts.lr_guess is not None:
             target = assume_local_lr(target, opts.lr_guess)
         labels = resolve_labels(self.config.labels, target)
-        loss = RoundsLoss(target, opts.objective, opts.normalise, self.setting("tv_weight"))
+        loss = RoundsLoss(target, opts.objective, opts.normalise, self.tv_weight)
         make_param = PARAMETRIZATIONS.get(opts.parametrization)
         shape = (target.num_images, *target.image_shape)
         generator = trial_generator()
         settings = LoopSettings(
             self.config.iterations,
-            self.setting("lr"),
+            self.lr,
             opts.optimizer,
             opts.schedule,
             opts.signed,

@@ -10,7 +10,6 @@ removes the hardest part of DLG's search.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -44,7 +43,8 @@ class DLG(Attack):
     name = "dlg"
     Options = DLGOptions
     options: DLGOptions
-    defaults: ClassVar[dict[str, Any]] = {"lr": 1.0, "tv_weight": 0.0}
+    default_lr = 1.0
+    default_tv_weight = 0.0
     joint_labels = True
     """Optimise soft labels with the images (DLG) rather than recover them first (iDLG)."""
 
@@ -54,7 +54,7 @@ class DLG(Attack):
         opts = self.options
         joint = self.joint_labels and self.config.labels == "recovered"
         fixed = None if joint else resolve_labels(self.config.labels, target)
-        loss = MatchingLoss(target, OBJECTIVES.get(opts.objective), self.setting("tv_weight"))
+        loss = MatchingLoss(target, OBJECTIVES.get(opts.objective), self.tv_weight)
         shape = (target.num_images, *target.image_shape)
         generator = trial_generator()
         param_settings = ParametrizationSettings(box=opts.box)
@@ -69,7 +69,7 @@ class DLG(Attack):
 
         settings = LoopSettings(
             self.config.iterations,
-            self.setting("lr"),
+            self.lr,
             opts.optimizer,
             opts.schedule,
             signed=False,

@@ -10,7 +10,7 @@ towards flat minima of the matching loss); the output goes through a 5×5 median
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal
+from typing import Literal
 
 import torch.nn.functional as F
 from pydantic import Field
@@ -57,7 +57,8 @@ class FedLeak(Attack):
     name = "fedleak"
     Options = FedLeakOptions
     options: FedLeakOptions
-    defaults: ClassVar[dict[str, Any]] = {"lr": 1e-2, "tv_weight": 1e-5}
+    default_lr = 1e-2
+    default_tv_weight = 1e-5
 
     def reconstruct(
         self, target: AttackTarget, callback: ProgressCallback | None = None
@@ -65,7 +66,7 @@ class FedLeak(Attack):
         opts = self.options
         labels = resolve_labels(self.config.labels, target)
         objective = PartialMatching(opts.mask_source, opts.keep)
-        loss = MatchingLoss(target, objective, self.setting("tv_weight"))
+        loss = MatchingLoss(target, objective, self.tv_weight)
         shape = (target.num_images, *target.image_shape)
         generator = trial_generator()
         param_settings = ParametrizationSettings(
@@ -78,7 +79,7 @@ class FedLeak(Attack):
 
         settings = LoopSettings(
             self.config.iterations,
-            self.setting("lr"),
+            self.lr,
             "adamw",
             "cosine",
             signed=True,

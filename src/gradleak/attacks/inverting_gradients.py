@@ -61,7 +61,7 @@ class InvertingGradients(Attack):
         loss = MatchingLoss(
             target,
             OBJECTIVES.get(opts.objective),
-            self.setting("tv_weight"),
+            self.tv_weight,
             batchnorm,
             opts.bn_weight,
         )
@@ -76,7 +76,7 @@ class InvertingGradients(Attack):
 
         settings = LoopSettings(
             self.config.iterations,
-            self.setting("lr"),
+            self.lr,
             opts.optimizer,
             opts.schedule,
             opts.signed,

@@ -1,14 +1,14 @@
 """Run one experiment: scenario -> attack -> scoring -> outputs.
 
-Outputs of a run folder (the user-facing contract): ``config.yaml`` (fully resolved),
-``metrics.json``, ``reconstruction.png`` and ``tensors.pt`` (reconstruction, ground truth,
+Outputs of a run folder (the user-facing contract): ``config.yaml`` (the effective config:
+every default the attack chose written in, so rerunning the file is the same run),
+``metrics.json`` (which repeats the effective attack section under ``effective``), ``reconstruction.png`` and ``tensors.pt`` (reconstruction, ground truth,
 labels). Outputs are written even when the attack diverged or was interrupted, so nothing
 computed is lost.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import random
 import time
@@ -18,22 +18,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from gradleak.attacks.base import ATTACKS, ProgressCallback, Reconstruction
+from gradleak.attacks.base import ProgressCallback, Reconstruction
 from gradleak.config import ExperimentConfig, dump_config
 from gradleak.errors import ConfigError
 from gradleak.experiments.pictures import save_reconstruction_grid
+from gradleak.experiments.preflight import build_attack
+from gradleak.experiments.preflight import (  # re-exported: its former home, still imported
+    register_builtin_components as register_builtin_components,
+)
 from gradleak.experiments.scenario import THREATS, Scenario
 from gradleak.metrics.lpips import LPIPS
 from gradleak.metrics.scoring import ScoreReport, score_reconstruction
 from gradleak.priors.report import without_prior_metrics
-
-BUILTIN_COMPONENTS = ("gradleak.attacks", "gradleak.experiments", "gradleak.malicious")
-"""Packages whose import registers the built-in attacks and threats."""
-
-
-def register_builtin_components() -> None:
-    for module in BUILTIN_COMPONENTS:
-        importlib.import_module(module)
 
 
 def prepare_torch(config: ExperimentConfig) -> None:
@@ -80,6 +76,7 @@ def build_metrics(
         "interrupted": recon.interrupted,
         "scenario": scenario.summary,
         "trace": recon.trace,
+        "effective": {"attack": config.attack.model_dump(mode="json")},
     }
     if labels_given:
         metrics["label_accuracy"] = None
@@ -126,10 +123,10 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Run ``config`` end to end, write its outputs to ``output_dir``, return its metrics."""
     start = time.perf_counter()
-    register_builtin_components()
+    attack = build_attack(config)
+    config = config.model_copy(update={"attack": attack.config})
     prepare_torch(config)
     device = resolve_device(config.device)
-    attack = ATTACKS.get(config.attack.name)(config.attack)
     scenario = THREATS.get(config.threat.attacker)(config, device)
     attack.check(scenario.target.capabilities)
     if progress and callback is None:

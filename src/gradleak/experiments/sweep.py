@@ -65,8 +65,13 @@ class Sweep:
 
 
 def run_id(config: ExperimentConfig) -> str:
-    """Stable id of a run: a hash of its resolved config as canonical JSON."""
-    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """Stable id of a run: a hash of its effective config (every default the attack chooses
+    written in) as canonical JSON, so that ``attack.lr`` unset and set to the attack's own
+    default are one experiment, and a run folder's ``config.yaml`` has its run's id."""
+    from gradleak.experiments.preflight import effective_config
+
+    effective = effective_config(config).model_dump(mode="json")
+    canonical = json.dumps(effective, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
