@@ -2,7 +2,7 @@
 
 from gradleak.attacks.base import ATTACKS
 from gradleak.data import DATASETS
-from gradleak.experiments.runner import register_builtin_components
+from gradleak.experiments.preflight import register_builtin_components
 from gradleak.experiments.scenario import THREATS
 from gradleak.fl.aggregators import AGGREGATORS
 from gradleak.models import MODELS

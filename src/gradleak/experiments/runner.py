@@ -10,50 +10,21 @@ computed is lost.
 from __future__ import annotations
 
 import json
-import random
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from gradleak.attacks.base import ProgressCallback, Reconstruction
 from gradleak.config import ExperimentConfig, dump_config
-from gradleak.errors import ConfigError
 from gradleak.experiments.pictures import save_reconstruction_grid
 from gradleak.experiments.preflight import build_attack
-from gradleak.experiments.preflight import (  # re-exported: its former home, still imported
-    register_builtin_components as register_builtin_components,
-)
 from gradleak.experiments.scenario import THREATS, Scenario
 from gradleak.metrics.lpips import LPIPS
 from gradleak.metrics.scoring import ScoreReport, score_reconstruction
 from gradleak.priors.report import without_prior_metrics
-
-
-def prepare_torch(config: ExperimentConfig) -> None:
-    """Apply the config's thread count and seed every random generator from its one seed."""
-    torch.set_num_threads(config.threads)
-    seed_everything(config.seed)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device {name!r} is not a torch device (use cpu, cuda or auto)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device cuda was asked for but no CUDA GPU is available; use --device cpu")
-    return device
+from gradleak.runtime import isolated_runtime, resolve_device
 
 
 def build_metrics(
@@ -121,11 +92,25 @@ def run_experiment(
     progress: bool = False,
     callback: ProgressCallback | None = None,
 ) -> dict[str, Any]:
-    """Run ``config`` end to end, write its outputs to ``output_dir``, return its metrics."""
+    """Run ``config`` end to end, write its outputs to ``output_dir``, return its metrics.
+
+    The torch thread count and the global generators are set for the run and restored after
+    it (:func:`~gradleak.runtime.isolated_runtime`): a library call leaves the process as it
+    found it.
+    """
+    with isolated_runtime(config.threads, config.seed):
+        return _run(config, output_dir, progress, callback)
+
+
+def _run(
+    config: ExperimentConfig,
+    output_dir: Path,
+    progress: bool,
+    callback: ProgressCallback | None,
+) -> dict[str, Any]:
     start = time.perf_counter()
     attack = build_attack(config)
     config = config.model_copy(update={"attack": attack.config})
-    prepare_torch(config)
     device = resolve_device(config.device)
     scenario = THREATS.get(config.threat.attacker)(config, device)
     attack.check(scenario.target.capabilities)
