@@ -61,11 +61,12 @@ def _summary(metrics: dict[str, Any], output: Path) -> None:
 
 
 def _run(config_path: Path, overrides: list[str], output: Path | None, device: str | None) -> None:
+    from gradleak.experiments.preflight import preflight
     from gradleak.experiments.runner import run_experiment
 
     if device is not None:
         overrides = [*overrides, f"device={device}"]
-    config = load_config(config_path, overrides)
+    config = preflight(load_config(config_path, overrides))
     output = output or Path("runs") / f"{config_path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     _describe(config)
     metrics = run_experiment(config, output, progress=True)

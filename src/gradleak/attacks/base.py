@@ -5,20 +5,32 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
-from torch import Tensor
+from torch import Tensor, nn
 
 from gradleak.attacks.target import AttackTarget
 from gradleak.config import AttackConfig
-from gradleak.errors import CapabilityError, ConfigError
+from gradleak.errors import CapabilityError, ConfigError, UnknownNameError
 from gradleak.fl.views import Capabilities
 from gradleak.registry import Registry
 
+T = TypeVar("T")
+
 ProgressCallback = Callable[[int, float], None]
 """Called as (iteration, loss) while an attack optimises: feeds progress bars and traces."""
+
+GRANT: dict[str, str] = {
+    "knows_labels": "set threat.knows_labels=true, or attack.labels=recovered",
+    "knows_buffers": "set threat.knows_buffers=true, or attack.options.bn_weight=0",
+    "knows_local_hparams": "no threat setting grants the clients' local schedule",
+    "knows_num_samples": "no threat setting grants the clients' sample counts",
+    "sees_individual_updates": "set defense.secure_aggregation=false",
+    "may_send_arbitrary_updates": "use threat.attacker=malicious_peer",
+}
+"""How a user grants each capability: the hint a missing-capability error gives for it alone."""
 
 
 class AttackOptions(BaseModel):
@@ -87,13 +99,28 @@ class Attack(ABC):
         return frozenset(needs)
 
     def check(self, capabilities: Capabilities) -> None:
+        """Refuse, naming each missing capability and how to grant it, when the threat model
+        does not give this attacker what the attack needs."""
         missing = capabilities.missing(self.required_capabilities())
         if missing:
+            hints = "; ".join(f"{name}: {GRANT.get(name, 'not granted')}" for name in missing)
             raise CapabilityError(
                 f"attack {self.name} needs {', '.join(missing)}, which the threat model does not "
-                "give the attacker (set threat.knows_labels / threat.knows_buffers, or use "
-                "attack.labels=recovered)"
+                f"give the attacker ({hints})"
             )
+
+    def check_model(self, model: nn.Module) -> None:
+        """Refuse settings the model cannot support (called before any data is read, on a
+        model built without weights); nothing by default."""
+        _ = model
+
+    def component(self, key: str, registry: Registry[T]) -> T:
+        """The component that ``attack.options.<key>`` names in ``registry``: names resolve
+        when the attack is built, so a typo fails before any data is read."""
+        try:
+            return registry.get(getattr(self.options, key))
+        except UnknownNameError as exc:
+            raise UnknownNameError(f"attack.options.{key} for {self.name}: {exc}") from None
 
     @abstractmethod
     def reconstruct(

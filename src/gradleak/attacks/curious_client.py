@@ -46,7 +46,7 @@ from gradleak.attacks.base import ATTACKS, Attack, AttackOptions, ProgressCallba
 from gradleak.attacks.labels import resolve_labels
 from gradleak.attacks.matching import MatchingLoss, reconstruction, trial_generator
 from gradleak.attacks.objectives import OBJECTIVES, Objective
-from gradleak.attacks.optim import LoopSettings, optimize_restarts
+from gradleak.attacks.optim import SCHEDULERS, LoopSettings, optimize_restarts
 from gradleak.attacks.parametrizations import (
     PARAMETRIZATIONS,
     Parametrization,
@@ -54,6 +54,7 @@ from gradleak.attacks.parametrizations import (
 )
 from gradleak.attacks.peer_target import assume_local_lr, rounds_of
 from gradleak.attacks.regularizers import total_variation
+from gradleak.attacks.steppers import OPTIMIZERS
 from gradleak.attacks.target import AttackTarget
 from gradleak.config import AttackConfig
 from gradleak.errors import ConfigError
@@ -147,8 +148,10 @@ class CuriousClient(Attack):
 
     def __init__(self, config: AttackConfig) -> None:
         super().__init__(config)
-        OBJECTIVES.get(self.options.objective)
-        PARAMETRIZATIONS.get(self.options.parametrization)
+        self.component("objective", OBJECTIVES)
+        self.make_param = self.component("parametrization", PARAMETRIZATIONS)
+        self.component("optimizer", OPTIMIZERS)
+        self.component("schedule", SCHEDULERS)
         if self.options.refine_scales and self.options.parametrization != "lowres":
             raise ConfigError(
                 "attack.options.refine_scales needs the lowres parametrization "
@@ -172,7 +175,7 @@ class CuriousClient(Attack):
             target = assume_local_lr(target, opts.lr_guess)
         labels = resolve_labels(self.config.labels, target)
         loss = RoundsLoss(target, opts.objective, opts.normalise, self.tv_weight)
-        make_param = PARAMETRIZATIONS.get(opts.parametrization)
+        make_param = self.make_param
         shape = (target.num_images, *target.image_shape)
         generator = trial_generator()
         settings = LoopSettings(

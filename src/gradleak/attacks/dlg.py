@@ -18,13 +18,15 @@ from gradleak.attacks.base import ATTACKS, Attack, AttackOptions, ProgressCallba
 from gradleak.attacks.labels import resolve_labels
 from gradleak.attacks.matching import MatchingLoss, reconstruction, trial_generator
 from gradleak.attacks.objectives import OBJECTIVES
-from gradleak.attacks.optim import LoopSettings, optimize_restarts
+from gradleak.attacks.optim import SCHEDULERS, LoopSettings, optimize_restarts
 from gradleak.attacks.parametrizations import (
     Parametrization,
     ParametrizationSettings,
     PixelParametrization,
 )
+from gradleak.attacks.steppers import OPTIMIZERS
 from gradleak.attacks.target import AttackTarget
+from gradleak.config import AttackConfig
 
 
 class DLGOptions(AttackOptions):
@@ -48,13 +50,19 @@ class DLG(Attack):
     joint_labels = True
     """Optimise soft labels with the images (DLG) rather than recover them first (iDLG)."""
 
+    def __init__(self, config: AttackConfig) -> None:
+        super().__init__(config)
+        self.objective = self.component("objective", OBJECTIVES)
+        self.component("optimizer", OPTIMIZERS)
+        self.component("schedule", SCHEDULERS)
+
     def reconstruct(
         self, target: AttackTarget, callback: ProgressCallback | None = None
     ) -> Reconstruction:
         opts = self.options
         joint = self.joint_labels and self.config.labels == "recovered"
         fixed = None if joint else resolve_labels(self.config.labels, target)
-        loss = MatchingLoss(target, OBJECTIVES.get(opts.objective), self.tv_weight)
+        loss = MatchingLoss(target, self.objective, self.tv_weight)
         shape = (target.num_images, *target.image_shape)
         generator = trial_generator()
         param_settings = ParametrizationSettings(box=opts.box)

@@ -11,20 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from gradleak.attacks.base import ATTACKS, Attack, AttackOptions, ProgressCallback, Reconstruction
 from gradleak.attacks.labels import resolve_labels
 from gradleak.attacks.matching import MatchingLoss, reconstruction, trial_generator
 from gradleak.attacks.objectives import OBJECTIVES
-from gradleak.attacks.optim import LoopSettings, optimize_restarts
+from gradleak.attacks.optim import SCHEDULERS, LoopSettings, optimize_restarts
 from gradleak.attacks.parametrizations import (
     PARAMETRIZATIONS,
     Parametrization,
     ParametrizationSettings,
 )
-from gradleak.attacks.regularizers import BatchNormMatching, reference_statistics
+from gradleak.attacks.regularizers import BatchNormMatching, has_batchnorm, reference_statistics
+from gradleak.attacks.steppers import OPTIMIZERS
 from gradleak.attacks.target import AttackTarget
+from gradleak.config import AttackConfig
+from gradleak.errors import ConfigError
 
 
 class InvertingGradientsOptions(AttackOptions):
@@ -44,6 +47,21 @@ class InvertingGradients(Attack):
     Options = InvertingGradientsOptions
     options: InvertingGradientsOptions
 
+    def __init__(self, config: AttackConfig) -> None:
+        super().__init__(config)
+        self.objective = self.component("objective", OBJECTIVES)
+        self.make_param = self.component("parametrization", PARAMETRIZATIONS)
+        self.component("optimizer", OPTIMIZERS)
+        self.component("schedule", SCHEDULERS)
+
+    def check_model(self, model: nn.Module) -> None:
+        if self.options.bn_weight > 0 and not has_batchnorm(model):
+            raise ConfigError(
+                f"attack.options.bn_weight={self.options.bn_weight} matches BatchNorm statistics, "
+                "but the model has no BatchNorm layers: set attack.options.bn_weight=0 or "
+                "model.norm=batchnorm"
+            )
+
     def required_capabilities(self) -> frozenset[str]:
         extra = {"knows_buffers"} if self.options.bn_weight > 0 else set()
         return super().required_capabilities() | extra
@@ -60,12 +78,12 @@ class InvertingGradients(Attack):
             )
         loss = MatchingLoss(
             target,
-            OBJECTIVES.get(opts.objective),
+            self.objective,
             self.tv_weight,
             batchnorm,
             opts.bn_weight,
         )
-        make_param = PARAMETRIZATIONS.get(opts.parametrization)
+        make_param = self.make_param
         shape = (target.num_images, *target.image_shape)
         generator = trial_generator()
         param_settings = ParametrizationSettings(scale=opts.scale)

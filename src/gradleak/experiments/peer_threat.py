@@ -17,6 +17,7 @@ import torch
 from gradleak.attacks.peer_target import peer_target
 from gradleak.config import ExperimentConfig
 from gradleak.errors import ConfigError
+from gradleak.experiments.preflight import THREAT_CHECKS
 from gradleak.experiments.scenario import (
     THREATS,
     GroundTruth,
@@ -29,6 +30,7 @@ from gradleak.fl.recording import RecordSpec
 from gradleak.fl.simulation import Federation
 
 
+@THREAT_CHECKS.register("peer")
 def check_peer_threat(config: ExperimentConfig) -> None:
     """The peer threat's own impossible settings, before any data is read."""
     fed, threat = config.federation, config.threat

@@ -19,7 +19,7 @@ import torch
 from gradleak.attacks.base import ProgressCallback, Reconstruction
 from gradleak.config import ExperimentConfig, dump_config
 from gradleak.experiments.pictures import save_reconstruction_grid
-from gradleak.experiments.preflight import build_attack
+from gradleak.experiments.preflight import build_attack, preflight
 from gradleak.experiments.scenario import THREATS, Scenario
 from gradleak.metrics.lpips import LPIPS
 from gradleak.metrics.scoring import ScoreReport, score_reconstruction
@@ -96,7 +96,9 @@ def run_experiment(
 
     The torch thread count and the global generators are set for the run and restored after
     it (:func:`~gradleak.runtime.isolated_runtime`): a library call leaves the process as it
-    found it.
+    found it. Everything that can be refused without data is refused first
+    (:func:`~gradleak.experiments.preflight.preflight`), and the effective config is the one
+    run and written.
     """
     with isolated_runtime(config.threads, config.seed):
         return _run(config, output_dir, progress, callback)
@@ -109,8 +111,8 @@ def _run(
     callback: ProgressCallback | None,
 ) -> dict[str, Any]:
     start = time.perf_counter()
+    config = preflight(config)
     attack = build_attack(config)
-    config = config.model_copy(update={"attack": attack.config})
     device = resolve_device(config.device)
     scenario = THREATS.get(config.threat.attacker)(config, device)
     attack.check(scenario.target.capabilities)

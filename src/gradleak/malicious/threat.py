@@ -22,6 +22,7 @@ from gradleak.attacks.target import AttackTarget
 from gradleak.config import ExperimentConfig
 from gradleak.errors import ConfigError
 from gradleak.experiments.peer_threat import check_peer_threat
+from gradleak.experiments.preflight import THREAT_CHECKS
 from gradleak.experiments.scenario import (
     THREATS,
     GroundTruth,
@@ -50,6 +51,7 @@ def malicious_ids(config: ExperimentConfig) -> list[int]:
     return list(range(threat.attacker_client, threat.attacker_client + threat.num_malicious))
 
 
+@THREAT_CHECKS.register("malicious_peer")
 def check_malicious_threat(config: ExperimentConfig) -> None:
     """Every impossible malicious setting, as one clear line, before any data is read."""
     check_peer_threat(config)
