@@ -56,8 +56,10 @@ class Reconstruction:
 class Attack(ABC):
     """A reconstruction attack on an observed update.
 
-    Subclasses set ``requires`` (names of :class:`Capabilities` fields that must be true) and
-    ``Options`` (their own typed options), and implement :meth:`reconstruct`.
+    Subclasses set ``requires`` (names of :class:`Capabilities` fields that must be true),
+    ``Options`` (their own typed options) and their own ``default_lr``/``default_tv_weight``,
+    and implement :meth:`reconstruct`. A default is a value on the class, resolved once here,
+    never a question of which fields the user typed.
     """
 
     name: ClassVar[str]
@@ -76,7 +78,8 @@ class Attack(ABC):
             key = ".".join(str(p) for p in err["loc"])
             raise ConfigError(f"attack.options.{key} for {self.name}: {err['msg']}") from None
         self.lr: float = self.default_lr if config.lr is None else config.lr
-        self.tv_weight: float = self.default_tv_weight if config.tv_weight is None else config.tv_weight
+        tv_weight = config.tv_weight
+        self.tv_weight: float = self.default_tv_weight if tv_weight is None else tv_weight
         self.config = config.model_copy(
             update={
                 "lr": self.lr,
