@@ -1,12 +1,14 @@
-"""Shared test fixtures: the offline data root and a tiny, fast experiment config."""
+"""Shared test fixtures: the offline data root, and a guard that no test leaks torch state."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gradleak.config import default_data_root
+from gradleak.runtime import RuntimeState
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +18,18 @@ def data_root() -> Path:
     if not (root / "cifar-10-batches-py").is_dir():
         pytest.skip(f"offline data sets not found under {root} (set GRADLEAK_DATA)")
     return root
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_torch_state() -> Iterator[None]:
+    """Fail a test that leaves torch's thread count, default dtype or grad mode changed, and
+    give every test the global generators it found: a leak makes the next test's numbers
+    depend on the order the suite runs in (a numerical test once failed only after a CLI test
+    had left torch at one thread)."""
+    before = RuntimeState.capture()
+    yield
+    changed = before.changed_settings(RuntimeState.capture())
+    before.restore()
+    if changed:
+        detail = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items())
+        pytest.fail(f"the test left process-wide torch settings changed: {detail}")

@@ -82,11 +82,12 @@ def _run(
     overwrite: bool = False,
 ) -> None:
     from gradleak.experiments import run_folder, runner
+    from gradleak.experiments.preflight import preflight
     from gradleak.footprint import check_fits_in_memory, output_bytes
 
     if device is not None:
         overrides = [*overrides, f"device={device}"]
-    config = load_config(config_path, overrides)
+    config = preflight(load_config(config_path, overrides))
     check_fits_in_memory(config)
     output = output or Path("runs") / f"{config_path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     if run_folder.prepare_run_folder(output, overwrite, output_bytes(config)):

@@ -202,10 +202,13 @@ class AttackConfig(Section):
 
     name: str = "inverting_gradients"
     iterations: PositiveInt = 1000
-    lr: PositiveFloat = 0.1
+    lr: PositiveFloat | None = None
+    """None: this attack's own default (``Attack.default_lr``; DLG's paper used 1.0, FedLeak's
+    1e-2). A run writes the value it used, so its ``config.yaml`` reruns the same attack."""
     restarts: PositiveInt = 1
     labels: Literal["given", "recovered"] = "recovered"
-    tv_weight: float = Field(default=1e-4, ge=0.0)
+    tv_weight: float | None = Field(default=None, ge=0.0)
+    """None: this attack's own default (``Attack.default_tv_weight``), written out like ``lr``."""
     log_every: PositiveInt = 10
     options: dict[str, Any] = Field(default_factory=dict)
 

@@ -5,20 +5,32 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
-from torch import Tensor
+from torch import Tensor, nn
 
 from gradleak.attacks.target import AttackTarget
 from gradleak.config import AttackConfig
-from gradleak.errors import CapabilityError, ConfigError
+from gradleak.errors import CapabilityError, ConfigError, UnknownNameError
 from gradleak.fl.knowledge import Capabilities
 from gradleak.registry import Registry
 
+T = TypeVar("T")
+
 ProgressCallback = Callable[[int, float], None]
 """Called as (iteration, loss) while an attack optimises: feeds progress bars and traces."""
+
+GRANT: dict[str, str] = {
+    "knows_labels": "set threat.knows_labels=true, or attack.labels=recovered",
+    "knows_buffers": "set threat.knows_buffers=true, or attack.options.bn_weight=0",
+    "knows_local_hparams": "no threat setting grants the clients' local schedule",
+    "knows_num_samples": "no threat setting grants the clients' sample counts",
+    "sees_individual_updates": "set defense.secure_aggregation=false",
+    "may_send_arbitrary_updates": "use threat.attacker=malicious_peer",
+}
+"""How a user grants each capability: the hint a missing-capability error gives for it alone."""
 
 
 class AttackOptions(BaseModel):
@@ -44,31 +56,39 @@ class Reconstruction:
 class Attack(ABC):
     """A reconstruction attack on an observed update.
 
-    Subclasses set ``requires`` (names of :class:`Capabilities` fields that must be true) and
-    ``Options`` (their own typed options), and implement :meth:`reconstruct`.
+    Subclasses set ``requires`` (names of :class:`Capabilities` fields that must be true),
+    ``Options`` (their own typed options) and their own ``default_lr``/``default_tv_weight``,
+    and implement :meth:`reconstruct`. A default is a value on the class, resolved once here,
+    never a question of which fields the user typed.
     """
 
     name: ClassVar[str]
     requires: ClassVar[frozenset[str]] = frozenset()
     Options: ClassVar[type[AttackOptions]] = AttackOptions
-    defaults: ClassVar[dict[str, Any]] = {}
-    """The attack's own defaults for shared ``attack.*`` knobs (``lr``, ``tv_weight``): each
-    paper tuned them differently, and a user's explicit value still wins."""
+    default_lr: ClassVar[float] = 0.1
+    """This attack's step size when ``attack.lr`` is unset (None): each paper tuned its own."""
+    default_tv_weight: ClassVar[float] = 1e-4
+    """This attack's total-variation weight when ``attack.tv_weight`` is unset (None)."""
 
     def __init__(self, config: AttackConfig) -> None:
-        self.config = config
         try:
             self.options = self.Options.model_validate(config.options)
         except PydanticValidationError as exc:
             err = exc.errors()[0]
             key = ".".join(str(p) for p in err["loc"])
             raise ConfigError(f"attack.options.{key} for {self.name}: {err['msg']}") from None
-
-    def setting(self, key: str) -> Any:
-        """``attack.<key>`` when the user set it, else this attack's default, else the config's."""
-        if key in self.config.model_fields_set or key not in self.defaults:
-            return getattr(self.config, key)
-        return self.defaults[key]
+        self.lr: float = self.default_lr if config.lr is None else config.lr
+        tv_weight = config.tv_weight
+        self.tv_weight: float = self.default_tv_weight if tv_weight is None else tv_weight
+        self.config = config.model_copy(
+            update={
+                "lr": self.lr,
+                "tv_weight": self.tv_weight,
+                "options": self.options.model_dump(mode="json"),
+            }
+        )
+        """The effective section: every default this attack chose written in, so that a config
+        holding it runs this same attack again (``run_id`` hashes it)."""
 
     def total_iterations(self) -> int:
         """How many optimisation steps :meth:`reconstruct` reports (the progress bar's length)."""
@@ -82,13 +102,28 @@ class Attack(ABC):
         return frozenset(needs)
 
     def check(self, capabilities: Capabilities) -> None:
+        """Refuse, naming each missing capability and how to grant it, when the threat model
+        does not give this attacker what the attack needs."""
         missing = capabilities.missing(self.required_capabilities())
         if missing:
+            hints = "; ".join(f"{name}: {GRANT.get(name, 'not granted')}" for name in missing)
             raise CapabilityError(
                 f"attack {self.name} needs {', '.join(missing)}, which the threat model does not "
-                "give the attacker (set threat.knows_labels / threat.knows_buffers, or use "
-                "attack.labels=recovered)"
+                f"give the attacker ({hints})"
             )
+
+    def check_model(self, model: nn.Module) -> None:
+        """Refuse settings the model cannot support (called before any data is read, on a
+        model built without weights); nothing by default."""
+        _ = model
+
+    def component(self, key: str, registry: Registry[T]) -> T:
+        """The component that ``attack.options.<key>`` names in ``registry``: names resolve
+        when the attack is built, so a typo fails before any data is read."""
+        try:
+            return registry.get(getattr(self.options, key))
+        except UnknownNameError as exc:
+            raise UnknownNameError(f"attack.options.{key} for {self.name}: {exc}") from None
 
     @abstractmethod
     def reconstruct(

@@ -34,25 +34,27 @@ on DLG's LeNet (``bench/bench_curious_client.py``, ``bench/results/curious_clien
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 from torch import Tensor
 
-from gradleak.attacks.base import ATTACKS, Attack, AttackOptions, ProgressCallback, Reconstruction
+from gradleak.attacks.base import ATTACKS, AttackOptions, ProgressCallback, Reconstruction
+from gradleak.attacks.gradient_matching import GradientMatchingAttack, Start
 from gradleak.attacks.labels import resolve_labels
 from gradleak.attacks.matching import MatchingLoss, reconstruction, trial_generator
 from gradleak.attacks.objectives import OBJECTIVES, Objective
-from gradleak.attacks.optim import LoopSettings, optimize_restarts
+from gradleak.attacks.optim import SCHEDULERS, LoopSettings
 from gradleak.attacks.parametrizations import (
     PARAMETRIZATIONS,
     Parametrization,
+    ParametrizationFactory,
     ParametrizationSettings,
 )
 from gradleak.attacks.regularizers import total_variation
+from gradleak.attacks.steppers import OPTIMIZERS
 from gradleak.attacks.target import AttackTarget, assume_local_lr, rounds_of
 from gradleak.config import AttackConfig
 from gradleak.errors import ConfigError
@@ -115,6 +117,15 @@ def tensor_scales(update: Params, normalise: str) -> dict[str, float]:
     return dict.fromkeys(norms, total if normalise == "total" else 1.0)
 
 
+def started_from(images: Tensor, scale: int) -> Start:
+    """Loads ``images``, area-downsampled to a ``scale`` latent, into a new parametrisation."""
+
+    def load(param: Parametrization) -> None:
+        param.load_state([F.interpolate(images, scale_factor=1 / scale, mode="area")])
+
+    return load
+
+
 class RoundsLoss:
     """Σ_r d(Δ_r(x), Δ_r) over the observed rounds, each normalised (see
     :func:`tensor_scales`), plus total variation: one dummy batch explains every round."""
@@ -137,16 +148,19 @@ class RoundsLoss:
 
 
 @ATTACKS.register("curious_client")
-class CuriousClient(Attack):
+class CuriousClient(GradientMatchingAttack):
     name = "curious_client"
     Options = CuriousClientOptions
     options: CuriousClientOptions
-    defaults: ClassVar[dict[str, Any]] = {"lr": 0.1, "tv_weight": 0.0}
+    default_lr = 0.1
+    default_tv_weight = 0.0
 
     def __init__(self, config: AttackConfig) -> None:
         super().__init__(config)
-        OBJECTIVES.get(self.options.objective)
-        PARAMETRIZATIONS.get(self.options.parametrization)
+        self.component("objective", OBJECTIVES)
+        self.make_param = self.component("parametrization", PARAMETRIZATIONS)
+        self.component("optimizer", OPTIMIZERS)
+        self.component("schedule", SCHEDULERS)
         if self.options.refine_scales and self.options.parametrization != "lowres":
             raise ConfigError(
                 "attack.options.refine_scales needs the lowres parametrization "
@@ -162,42 +176,53 @@ class CuriousClient(Attack):
         """Restarts at the first scale, then one run per refinement scale."""
         return self.config.iterations * (self.config.restarts + len(self.options.refine_scales))
 
-    def reconstruct(
-        self, target: AttackTarget, callback: ProgressCallback | None = None
-    ) -> Reconstruction:
+    def loss(self, target: AttackTarget) -> RoundsLoss:
         opts = self.options
-        if opts.lr_guess is not None:
-            target = assume_local_lr(target, opts.lr_guess)
-        labels = resolve_labels(self.config.labels, target)
-        loss = RoundsLoss(target, opts.objective, opts.normalise, self.setting("tv_weight"))
-        make_param = PARAMETRIZATIONS.get(opts.parametrization)
-        shape = (target.num_images, *target.image_shape)
-        generator = trial_generator()
-        settings = LoopSettings(
+        return RoundsLoss(target, opts.objective, opts.normalise, self.tv_weight)
+
+    def parametrization(self) -> tuple[ParametrizationFactory, ParametrizationSettings]:
+        return self.make_param, ParametrizationSettings(scale=self.options.scale)
+
+    def loop_settings(self) -> LoopSettings:
+        opts = self.options
+        return LoopSettings(
             self.config.iterations,
-            self.setting("lr"),
+            self.lr,
             opts.optimizer,
             opts.schedule,
             opts.signed,
             self.config.log_every,
         )
+
+    def reconstruct(
+        self, target: AttackTarget, callback: ProgressCallback | None = None
+    ) -> Reconstruction:
+        """Coarse to fine: the skeleton's trials once per scale, one generator throughout,
+        each stage started from the previous stage's images."""
+        opts = self.options
+        if opts.lr_guess is not None:
+            target = assume_local_lr(target, opts.lr_guess)
+        labels = resolve_labels(self.config.labels, target)
+        loss = self.loss(target)
+        factory, _ = self.parametrization()
+        generator = trial_generator()
+        settings = self.loop_settings()
         start: Tensor | None = None
         best = None
         stages = [opts.scale, *opts.refine_scales]
         for stage, scale in enumerate(stages):
-            param_settings = ParametrizationSettings(scale=scale)
-
-            def make_trial(
-                ps: ParametrizationSettings = param_settings, init: Tensor | None = start
-            ) -> tuple[Parametrization, Callable[[], Tensor], list[Tensor]]:
-                param = make_param(shape, generator, target.device, ps)
-                if init is not None:
-                    param.load_state([F.interpolate(init, scale_factor=1 / ps.scale, mode="area")])
-                return param, lambda: loss(param.images(), labels), []
-
-            stage_settings = replace(settings, lr=settings.lr / opts.refine_lr_divisor**stage)
-            restarts = self.config.restarts if stage == 0 else 1
-            best = optimize_restarts(make_trial, stage_settings, restarts, callback)
+            best = self.run_trials(
+                target,
+                loss,
+                labels,
+                factory,
+                ParametrizationSettings(scale=scale),
+                replace(settings, lr=settings.lr / opts.refine_lr_divisor**stage),
+                self.config.restarts if stage == 0 else 1,
+                callback,
+                start=None if start is None else started_from(start, scale),
+                generator=generator,
+            )
             start = best.parametrization.images().detach().clamp(0, 1)
         assert best is not None
         images = best.parametrization.images().detach().clamp(0, 1)

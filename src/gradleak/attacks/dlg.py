@@ -9,23 +9,21 @@ removes the hardest part of DLG's search.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar
-
-import torch
 from torch import Tensor
 
-from gradleak.attacks.base import ATTACKS, Attack, AttackOptions, ProgressCallback, Reconstruction
-from gradleak.attacks.labels import resolve_labels
-from gradleak.attacks.matching import MatchingLoss, reconstruction, trial_generator
+from gradleak.attacks.base import ATTACKS, AttackOptions
+from gradleak.attacks.gradient_matching import GradientMatchingAttack
+from gradleak.attacks.matching import MatchingLoss
 from gradleak.attacks.objectives import OBJECTIVES
-from gradleak.attacks.optim import LoopSettings, optimize_restarts
+from gradleak.attacks.optim import SCHEDULERS, LoopSettings
 from gradleak.attacks.parametrizations import (
-    Parametrization,
+    ParametrizationFactory,
     ParametrizationSettings,
     PixelParametrization,
 )
+from gradleak.attacks.steppers import OPTIMIZERS
 from gradleak.attacks.target import AttackTarget
+from gradleak.config import AttackConfig
 
 
 class DLGOptions(AttackOptions):
@@ -37,48 +35,46 @@ class DLGOptions(AttackOptions):
 
 
 @ATTACKS.register("dlg")
-class DLG(Attack):
+class DLG(GradientMatchingAttack):
     """With ``attack.labels=recovered`` (the default) the labels are optimised jointly, as in
     the paper; ``given`` uses the true labels and so needs ``threat.knows_labels``."""
 
     name = "dlg"
     Options = DLGOptions
     options: DLGOptions
-    defaults: ClassVar[dict[str, Any]] = {"lr": 1.0, "tv_weight": 0.0}
+    default_lr = 1.0
+    default_tv_weight = 0.0
     joint_labels = True
     """Optimise soft labels with the images (DLG) rather than recover them first (iDLG)."""
 
-    def reconstruct(
-        self, target: AttackTarget, callback: ProgressCallback | None = None
-    ) -> Reconstruction:
+    def __init__(self, config: AttackConfig) -> None:
+        super().__init__(config)
+        self.objective = self.component("objective", OBJECTIVES)
+        self.component("optimizer", OPTIMIZERS)
+        self.component("schedule", SCHEDULERS)
+
+    def fixed_labels(self, target: AttackTarget) -> Tensor | None:
+        if self.joint_labels and self.config.labels == "recovered":
+            return None
+        return super().fixed_labels(target)
+
+    def loss(self, target: AttackTarget) -> MatchingLoss:
+        return MatchingLoss(target, self.objective, self.tv_weight)
+
+    def parametrization(self) -> tuple[ParametrizationFactory, ParametrizationSettings]:
+        return PixelParametrization, ParametrizationSettings(box=self.options.box)
+
+    def loop_settings(self) -> LoopSettings:
         opts = self.options
-        joint = self.joint_labels and self.config.labels == "recovered"
-        fixed = None if joint else resolve_labels(self.config.labels, target)
-        loss = MatchingLoss(target, OBJECTIVES.get(opts.objective), self.setting("tv_weight"))
-        shape = (target.num_images, *target.image_shape)
-        generator = trial_generator()
-        param_settings = ParametrizationSettings(box=opts.box)
-
-        def make_trial() -> tuple[Parametrization, Callable[[], Tensor], list[Tensor]]:
-            param = PixelParametrization(shape, generator, target.device, param_settings)
-            if fixed is not None:
-                return param, lambda: loss(param.images(), fixed), []
-            logits = torch.randn((target.num_images, target.num_classes), generator=generator)
-            logits = logits.to(target.device).requires_grad_(True)
-            return param, lambda: loss(param.images(), logits.softmax(-1)), [logits]
-
-        settings = LoopSettings(
+        return LoopSettings(
             self.config.iterations,
-            self.setting("lr"),
+            self.lr,
             opts.optimizer,
             opts.schedule,
             signed=False,
             log_every=self.config.log_every,
             lbfgs_inner=opts.lbfgs_inner,
         )
-        best = optimize_restarts(make_trial, settings, self.config.restarts, callback)
-        labels = best.extra[0].argmax(-1) if joint else fixed
-        return reconstruction(best, best.parametrization.images(), labels)
 
 
 @ATTACKS.register("idlg")

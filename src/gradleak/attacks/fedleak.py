@@ -9,21 +9,20 @@ towards flat minima of the matching loss); the output goes through a 5×5 median
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar, Literal
+from typing import Literal
 
 import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from gradleak.attacks.base import ATTACKS, Attack, AttackOptions, ProgressCallback, Reconstruction
-from gradleak.attacks.labels import resolve_labels
-from gradleak.attacks.matching import MatchingLoss, reconstruction, trial_generator
+from gradleak.attacks.base import ATTACKS, AttackOptions, Reconstruction
+from gradleak.attacks.gradient_matching import GradientMatchingAttack
+from gradleak.attacks.matching import MatchingLoss, reconstruction
 from gradleak.attacks.objectives import PartialMatching
-from gradleak.attacks.optim import LoopSettings, optimize_restarts
+from gradleak.attacks.optim import LoopSettings, RestartResult
 from gradleak.attacks.parametrizations import (
     GeneratorParametrization,
-    Parametrization,
+    ParametrizationFactory,
     ParametrizationSettings,
 )
 from gradleak.attacks.target import AttackTarget
@@ -53,41 +52,40 @@ def median_filter(images: Tensor, kernel: int) -> Tensor:
 
 
 @ATTACKS.register("fedleak")
-class FedLeak(Attack):
+class FedLeak(GradientMatchingAttack):
     name = "fedleak"
     Options = FedLeakOptions
     options: FedLeakOptions
-    defaults: ClassVar[dict[str, Any]] = {"lr": 1e-2, "tv_weight": 1e-5}
+    default_lr = 1e-2
+    default_tv_weight = 1e-5
 
-    def reconstruct(
-        self, target: AttackTarget, callback: ProgressCallback | None = None
-    ) -> Reconstruction:
+    def loss(self, target: AttackTarget) -> MatchingLoss:
+        objective = PartialMatching(self.options.mask_source, self.options.keep)
+        return MatchingLoss(target, objective, self.tv_weight)
+
+    def parametrization(self) -> tuple[ParametrizationFactory, ParametrizationSettings]:
         opts = self.options
-        labels = resolve_labels(self.config.labels, target)
-        objective = PartialMatching(opts.mask_source, opts.keep)
-        loss = MatchingLoss(target, objective, self.setting("tv_weight"))
-        shape = (target.num_images, *target.image_shape)
-        generator = trial_generator()
-        param_settings = ParametrizationSettings(
-            latent_dim=opts.latent_dim, width=opts.generator_width
-        )
+        settings = ParametrizationSettings(latent_dim=opts.latent_dim, width=opts.generator_width)
+        return GeneratorParametrization, settings
 
-        def make_trial() -> tuple[Parametrization, Callable[[], Tensor], list[Tensor]]:
-            param = GeneratorParametrization(shape, generator, target.device, param_settings)
-            return param, lambda: loss(param.images(), labels), []
-
-        settings = LoopSettings(
+    def loop_settings(self) -> LoopSettings:
+        return LoopSettings(
             self.config.iterations,
-            self.setting("lr"),
+            self.lr,
             "adamw",
             "cosine",
             signed=True,
             log_every=self.config.log_every,
-            lookahead=opts.lookahead,
-            lookahead_weight=opts.lookahead_weight,
+            lookahead=self.options.lookahead,
+            lookahead_weight=self.options.lookahead_weight,
         )
-        best = optimize_restarts(make_trial, settings, self.config.restarts, callback)
+
+    def postprocess(self, best: RestartResult, labels: Tensor | None) -> Reconstruction:
+        """The median-filtered images; the unfiltered ones go to ``extra`` for comparison."""
         images = best.parametrization.images().detach()
         return reconstruction(
-            best, median_filter(images, opts.median_kernel), labels, unfiltered=images.clamp(0, 1)
+            best,
+            median_filter(images, self.options.median_kernel),
+            labels,
+            unfiltered=images.clamp(0, 1),
         )

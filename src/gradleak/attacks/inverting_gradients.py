@@ -9,22 +9,23 @@ statistics matching is an optional extra prior (it needs the model's buffers).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from torch import nn
 
-from torch import Tensor
-
-from gradleak.attacks.base import ATTACKS, Attack, AttackOptions, ProgressCallback, Reconstruction
-from gradleak.attacks.labels import resolve_labels
-from gradleak.attacks.matching import MatchingLoss, reconstruction, trial_generator
+from gradleak.attacks.base import ATTACKS, AttackOptions
+from gradleak.attacks.gradient_matching import GradientMatchingAttack
+from gradleak.attacks.matching import MatchingLoss
 from gradleak.attacks.objectives import OBJECTIVES
-from gradleak.attacks.optim import LoopSettings, optimize_restarts
+from gradleak.attacks.optim import SCHEDULERS, LoopSettings
 from gradleak.attacks.parametrizations import (
     PARAMETRIZATIONS,
-    Parametrization,
+    ParametrizationFactory,
     ParametrizationSettings,
 )
-from gradleak.attacks.regularizers import BatchNormMatching, reference_statistics
+from gradleak.attacks.regularizers import BatchNormMatching, has_batchnorm, reference_statistics
+from gradleak.attacks.steppers import OPTIMIZERS
 from gradleak.attacks.target import AttackTarget
+from gradleak.config import AttackConfig
+from gradleak.errors import ConfigError
 
 
 class InvertingGradientsOptions(AttackOptions):
@@ -39,49 +40,50 @@ class InvertingGradientsOptions(AttackOptions):
 
 
 @ATTACKS.register("inverting_gradients")
-class InvertingGradients(Attack):
+class InvertingGradients(GradientMatchingAttack):
     name = "inverting_gradients"
     Options = InvertingGradientsOptions
     options: InvertingGradientsOptions
+
+    def __init__(self, config: AttackConfig) -> None:
+        super().__init__(config)
+        self.objective = self.component("objective", OBJECTIVES)
+        self.make_param = self.component("parametrization", PARAMETRIZATIONS)
+        self.component("optimizer", OPTIMIZERS)
+        self.component("schedule", SCHEDULERS)
+
+    def check_model(self, model: nn.Module) -> None:
+        if self.options.bn_weight > 0 and not has_batchnorm(model):
+            raise ConfigError(
+                f"attack.options.bn_weight={self.options.bn_weight} matches BatchNorm statistics, "
+                "but the model has no BatchNorm layers: set attack.options.bn_weight=0 or "
+                "model.norm=batchnorm"
+            )
 
     def required_capabilities(self) -> frozenset[str]:
         extra = {"knows_buffers"} if self.options.bn_weight > 0 else set()
         return super().required_capabilities() | extra
 
-    def reconstruct(
-        self, target: AttackTarget, callback: ProgressCallback | None = None
-    ) -> Reconstruction:
+    def loss(self, target: AttackTarget) -> MatchingLoss:
         opts = self.options
-        labels = resolve_labels(self.config.labels, target)
         batchnorm = None
         if opts.bn_weight > 0:
             batchnorm = BatchNormMatching(
                 target.model,
                 reference_statistics(target.model, target.buffers, target.observed_buffers),
             )
-        loss = MatchingLoss(
-            target,
-            OBJECTIVES.get(opts.objective),
-            self.setting("tv_weight"),
-            batchnorm,
-            opts.bn_weight,
-        )
-        make_param = PARAMETRIZATIONS.get(opts.parametrization)
-        shape = (target.num_images, *target.image_shape)
-        generator = trial_generator()
-        param_settings = ParametrizationSettings(scale=opts.scale)
+        return MatchingLoss(target, self.objective, self.tv_weight, batchnorm, opts.bn_weight)
 
-        def make_trial() -> tuple[Parametrization, Callable[[], Tensor], list[Tensor]]:
-            param = make_param(shape, generator, target.device, param_settings)
-            return param, lambda: loss(param.images(), labels), []
+    def parametrization(self) -> tuple[ParametrizationFactory, ParametrizationSettings]:
+        return self.make_param, ParametrizationSettings(scale=self.options.scale)
 
-        settings = LoopSettings(
+    def loop_settings(self) -> LoopSettings:
+        opts = self.options
+        return LoopSettings(
             self.config.iterations,
-            self.setting("lr"),
+            self.lr,
             opts.optimizer,
             opts.schedule,
             opts.signed,
             self.config.log_every,
         )
-        best = optimize_restarts(make_trial, settings, self.config.restarts, callback)
-        return reconstruction(best, best.parametrization.images(), labels)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from gradleak.attacks.target import AttackTarget
+from gradleak.errors import CapabilityError
 from gradleak.fl.functional import Params, forward
 from gradleak.models import last_linear_names as last_linear
 
@@ -107,7 +108,10 @@ def resolve_labels(mode: str, target: AttackTarget) -> Tensor:
     check has already passed), else recovered from the observed update."""
     if mode == "given":
         if target.labels is None:
-            raise ValueError("labels were declared known but the target carries none")
+            raise CapabilityError(
+                "attack.labels=given, but the attacker's target carries no labels: set "
+                "threat.knows_labels=true, or attack.labels=recovered"
+            )
         return target.labels
     return recover_labels(
         target.model,

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from gradleak.errors import ConfigError
 from gradleak.fl.functional import Params
 
 
@@ -46,6 +47,11 @@ def reference_statistics(
     return stats
 
 
+def has_batchnorm(model: nn.Module) -> bool:
+    """Whether ``model`` has a BatchNorm layer whose input statistics a prior can match."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
 class BatchNormMatching:
     """Distance between the dummy batch's BatchNorm input statistics and reference ones.
 
@@ -55,7 +61,10 @@ class BatchNormMatching:
 
     def __init__(self, model: nn.Module, reference: dict[str, tuple[Tensor, Tensor]]) -> None:
         if not reference:
-            raise ValueError("BatchNorm-statistics matching needs a model with BatchNorm layers")
+            raise ConfigError(
+                "attack.options.bn_weight > 0 matches BatchNorm statistics, but the model has no "
+                "BatchNorm layers: set attack.options.bn_weight=0 or model.norm=batchnorm"
+            )
         self.model, self.reference = model, reference
         self.captured: dict[str, tuple[Tensor, Tensor]] = {}
         self._handles: list[RemovableHandle] = []

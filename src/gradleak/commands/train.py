@@ -20,15 +20,22 @@ from gradleak.interrupts import interrupt_exits
 
 
 def train_federation(config: ExperimentConfig, progress: bool = False) -> dict[str, Any]:
-    """Train for ``federation.rounds`` rounds; the metrics ``gradleak train`` writes."""
-    from gradleak.experiments.runner import prepare_torch, resolve_device
+    """Train for ``federation.rounds`` rounds; the metrics ``gradleak train`` writes. Threads
+    and generators are restored afterwards (``gradleak.runtime.isolated_runtime``)."""
+    from gradleak.runtime import isolated_runtime
+
+    with isolated_runtime(config.threads, config.seed):
+        return _train(config, progress)
+
+
+def _train(config: ExperimentConfig, progress: bool) -> dict[str, Any]:
     from gradleak.experiments.threats import build_model_for
+    from gradleak.runtime import resolve_device
     from gradleak.fl.build import build_federation
     from gradleak.fl.dp_training import reported_epsilon
     from gradleak.fl.evaluation import train_and_test
 
     started = time.perf_counter()
-    prepare_torch(config)
     train, test, test_source = train_and_test(config)
     model = build_model_for(config, train, resolve_device(config.device))
     federation = build_federation(config, train, model)

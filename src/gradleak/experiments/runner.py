@@ -1,7 +1,8 @@
 """Run one experiment: scenario -> attack -> scoring -> outputs.
 
-Outputs of a run folder (the user-facing contract): ``config.yaml`` (fully resolved),
-``metrics.json``, ``reconstruction.png`` and ``tensors.pt`` (reconstruction, ground truth,
+Outputs of a run folder (the user-facing contract): ``config.yaml`` (the effective config:
+every default the attack chose written in, so rerunning the file is the same run),
+``metrics.json`` (which repeats the effective attack section under ``effective``), ``reconstruction.png`` and ``tensors.pt`` (reconstruction, ground truth,
 labels). Outputs are written even when the attack diverged or was interrupted, so nothing
 computed is lost.
 """
@@ -10,47 +11,22 @@ from __future__ import annotations
 
 import io
 import json
-import random
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from gradleak.attacks.base import ATTACKS, ProgressCallback, Reconstruction
+from gradleak.attacks.base import ProgressCallback, Reconstruction
 from gradleak.config import ExperimentConfig, dump_config
-from gradleak.errors import ConfigError
 from gradleak.experiments import run_folder
 from gradleak.experiments.pictures import save_reconstruction_grid
+from gradleak.experiments.preflight import build_attack, preflight
 from gradleak.experiments.prior_report import without_prior_metrics
 from gradleak.experiments.threats import THREATS, Scenario
 from gradleak.metrics.lpips import LPIPS
 from gradleak.metrics.scoring import ScoreReport, score_reconstruction
-
-
-def prepare_torch(config: ExperimentConfig) -> None:
-    """Apply the config's thread count and seed every random generator from its one seed."""
-    torch.set_num_threads(config.threads)
-    seed_everything(config.seed)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device {name!r} is not a torch device (use cpu, cuda or auto)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device cuda was asked for but no CUDA GPU is available; use --device cpu")
-    return device
+from gradleak.runtime import isolated_runtime, resolve_device
 
 
 def build_metrics(
@@ -73,6 +49,7 @@ def build_metrics(
         "interrupted": recon.interrupted,
         "scenario": scenario.summary,
         "trace": recon.trace,
+        "effective": {"attack": config.attack.model_dump(mode="json")},
     }
     if labels_given:
         metrics["label_accuracy"] = None
@@ -130,12 +107,29 @@ def run_experiment(
     progress: bool = False,
     callback: ProgressCallback | None = None,
 ) -> dict[str, Any]:
-    """Run ``config`` end to end, write its outputs to ``output_dir``, return its metrics."""
+    """Run ``config`` end to end, write its outputs to ``output_dir``, return its metrics.
+
+    The torch thread count and the global generators are set for the run and restored after
+    it (:func:`~gradleak.runtime.isolated_runtime`): a library call leaves the process as it
+    found it. Everything that can be refused without data is refused first
+    (:func:`~gradleak.experiments.preflight.preflight`), and the effective config is the one
+    run and written.
+    """
+    with isolated_runtime(config.threads, config.seed):
+        return _run(config, output_dir, progress, callback)
+
+
+def _run(
+    config: ExperimentConfig,
+    output_dir: Path,
+    progress: bool,
+    callback: ProgressCallback | None,
+) -> dict[str, Any]:
     start = time.perf_counter()
-    prepare_torch(config)
+    config = preflight(config)
+    attack = build_attack(config)
     device = resolve_device(config.device)
     run_folder.check_writable(output_dir)  # a full or read-only disk fails now, not after the attack
-    attack = ATTACKS.get(config.attack.name)(config.attack)
     scenario = THREATS.get(config.threat.attacker)(config, device)
     attack.check(scenario.target.capabilities)
     if progress and callback is None:

@@ -28,6 +28,7 @@ from gradleak.config import (
     validate_config,
 )
 from gradleak.errors import ConfigError
+from gradleak.experiments.preflight import effective_config, preflight
 
 SWEEP_KEYS = frozenset({"name", "base", "grid", "zip", "set"})
 
@@ -50,8 +51,11 @@ class Sweep:
 
 
 def run_id(config: ExperimentConfig) -> str:
-    """Stable id of a run: a hash of its resolved config as canonical JSON."""
-    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """Stable id of a run: a hash of its effective config (every default the attack chooses
+    written in) as canonical JSON, so that ``attack.lr`` unset and set to the attack's own
+    default are one experiment, and a run folder's ``config.yaml`` has its run's id."""
+    effective = effective_config(config).model_dump(mode="json")
+    canonical = json.dumps(effective, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -125,7 +129,7 @@ def expand(
     for params in _cells(grid, zipped):
         raw = apply_overrides(common, [_override(k, v) for k, v in params.items()])
         try:
-            config = validate_config(raw)
+            config = preflight(validate_config(raw))
         except ConfigError as exc:
             where = ", ".join(f"{k}={v}" for k, v in params.items()) or "every run"
             raise ConfigError(f"sweep run ({where}): {exc}") from None

@@ -5,13 +5,23 @@ Pure functions of the config, so a run (or a whole sweep) can be refused up fron
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gradleak.attacks.targets import require_server_knowledge
 from gradleak.config import ExperimentConfig
 from gradleak.errors import CapabilityError, ConfigError
 from gradleak.fl.malicious.joint import SELECTION
 from gradleak.fl.malicious.strategies import TOLERANCE, build_strategy, strategy_name
+from gradleak.registry import Registry
+
+ThreatCheck = Callable[[ExperimentConfig], None]
+"""A threat's own impossible settings, checked from the config alone (no data, no model)."""
+
+THREAT_CHECKS: Registry[ThreatCheck] = Registry("threat check")
+"""``threat.attacker`` -> its check, run by the pre-flight and by the threat itself."""
 
 
+@THREAT_CHECKS.register("server")
 def check_server_threat(config: ExperimentConfig) -> None:
     """The server threat's impossible settings, what it cannot know included."""
     fed, threat = config.federation, config.threat
@@ -27,6 +37,7 @@ def check_server_threat(config: ExperimentConfig) -> None:
     require_server_knowledge(fed.protocol, threat.knows_local_hparams, threat.knows_num_samples)
 
 
+@THREAT_CHECKS.register("peer")
 def check_peer_threat(config: ExperimentConfig) -> None:
     """The peer threat's own impossible settings, before any data is read."""
     fed, threat = config.federation, config.threat
@@ -52,6 +63,7 @@ def malicious_ids(config: ExperimentConfig) -> list[int]:
     return list(range(threat.attacker_client, threat.attacker_client + threat.num_malicious))
 
 
+@THREAT_CHECKS.register("malicious_peer")
 def check_malicious_threat(config: ExperimentConfig) -> None:
     """Every impossible malicious setting, as one clear line, before any data is read."""
     check_peer_threat(config)

@@ -1,0 +1,105 @@
+"""The gradient-matching attack skeleton that DLG, Inverting Gradients, FedLeak and the curious
+client specialise.
+
+Each of them does the same thing: draw a dummy batch through a parametrisation, replay the
+client's update on it, minimise a matching loss over several restarts and keep the best. What
+differs is data, not control flow: the loss (objective and priors), the parametrisation, the
+loop's settings, whether the labels are optimised with the images (DLG) and what is done to the
+best images (FedLeak's median filter). The split follows breaching's
+``OptimizationBasedAttacker``: a trial loop with selection here, one trial in ``attacks.optim``.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from gradleak.attacks.base import Attack, ProgressCallback, Reconstruction
+from gradleak.attacks.labels import resolve_labels
+from gradleak.attacks.matching import reconstruction, trial_generator
+from gradleak.attacks.optim import LoopSettings, RestartResult, optimize_restarts
+from gradleak.attacks.parametrizations import (
+    Parametrization,
+    ParametrizationFactory,
+    ParametrizationSettings,
+)
+from gradleak.attacks.target import AttackTarget
+
+Loss = Callable[[Tensor, Tensor], Tensor]
+"""(images, labels or soft labels) -> the matching loss to minimise."""
+
+Start = Callable[[Parametrization], None]
+"""Loads a starting point into a fresh parametrisation (the curious client's later stages)."""
+
+
+class GradientMatchingAttack(Attack):
+    """An attack that inverts an update by matching it; subclasses fill in the parts."""
+
+    @abstractmethod
+    def loss(self, target: AttackTarget) -> Loss:
+        """What is minimised: the distance to ``target.observed_update`` plus priors."""
+
+    @abstractmethod
+    def parametrization(self) -> tuple[ParametrizationFactory, ParametrizationSettings]:
+        """How the dummy images are drawn and optimised."""
+
+    @abstractmethod
+    def loop_settings(self) -> LoopSettings:
+        """The optimiser, schedule and step size of every trial."""
+
+    def fixed_labels(self, target: AttackTarget) -> Tensor | None:
+        """The labels the images are matched with; None optimises soft labels jointly."""
+        return resolve_labels(self.config.labels, target)
+
+    def postprocess(self, best: RestartResult, labels: Tensor | None) -> Reconstruction:
+        """The reconstruction from the best restart (FedLeak filters its images here)."""
+        return reconstruction(best, best.parametrization.images(), labels)
+
+    def reconstruct(
+        self, target: AttackTarget, callback: ProgressCallback | None = None
+    ) -> Reconstruction:
+        labels = self.fixed_labels(target)
+        factory, settings = self.parametrization()
+        best = self.run_trials(
+            target, self.loss(target), labels, factory, settings, self.loop_settings(),
+            self.config.restarts, callback,
+        )
+        if labels is None:
+            labels = best.extra[0].argmax(-1)
+        return self.postprocess(best, labels)
+
+    def run_trials(
+        self,
+        target: AttackTarget,
+        loss: Loss,
+        labels: Tensor | None,
+        factory: ParametrizationFactory,
+        param_settings: ParametrizationSettings,
+        loop: LoopSettings,
+        restarts: int,
+        callback: ProgressCallback | None,
+        start: Start | None = None,
+        generator: torch.Generator | None = None,
+    ) -> RestartResult:
+        """``restarts`` trials from fresh draws of one generator; the best, loaded.
+
+        With ``labels`` None each trial also optimises soft labels (logits drawn after the
+        images), returned as the best restart's only extra tensor.
+        """
+        shape = (target.num_images, *target.image_shape)
+        draws = generator if generator is not None else trial_generator()
+
+        def make_trial() -> tuple[Parametrization, Callable[[], Tensor], list[Tensor]]:
+            param = factory(shape, draws, target.device, param_settings)
+            if start is not None:
+                start(param)
+            if labels is not None:
+                return param, lambda: loss(param.images(), labels), []
+            logits = torch.randn((target.num_images, target.num_classes), generator=draws)
+            logits = logits.to(target.device).requires_grad_(True)
+            return param, lambda: loss(param.images(), logits.softmax(-1)), [logits]
+
+        return optimize_restarts(make_trial, loop, restarts, callback)
