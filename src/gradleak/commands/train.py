@@ -30,10 +30,10 @@ def train_federation(config: ExperimentConfig, progress: bool = False) -> dict[s
 
 def _train(config: ExperimentConfig, progress: bool) -> dict[str, Any]:
     from gradleak.experiments.threats import build_model_for
-    from gradleak.runtime import resolve_device
     from gradleak.fl.build import build_federation
     from gradleak.fl.dp_training import reported_epsilon
     from gradleak.fl.evaluation import train_and_test
+    from gradleak.runtime import resolve_device
 
     started = time.perf_counter()
     train, test, test_source = train_and_test(config)
