@@ -87,7 +87,7 @@ def test_cli_refuses_before_any_work(
         ]
     else:
         extra = []
-        monkeypatch.setattr("gradleak.experiments.threats.base.THREATS.get", _no_run)
+        monkeypatch.setattr("gradleak.experiments.runner.run_experiment", _no_run)
     args = ["run", str(DEMO), "--output", str(tmp_path / "out"), "--set", override, *extra]
     assert run_cli(args, monkeypatch) == 2
     err = capsys.readouterr().err.strip()
@@ -119,7 +119,7 @@ def test_odd_set_values_are_one_line(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr("gradleak.experiments.threats.base.THREATS.get", _no_run)
+    monkeypatch.setattr("gradleak.experiments.runner.run_experiment", _no_run)
     args = ["run", str(DEMO), "--output", str(tmp_path / "out"), "--set", override]
     if override.startswith("federation.byzantine=["):
         args += ["--set", "federation.byzantine.0.name=x"]

@@ -18,17 +18,6 @@ import gradleak
 
 ROOT = Path(gradleak.__file__).resolve().parent
 
-# Package circles that the redesign of the threats removes (experiments -> malicious by a
-# string import; attacks -> priors.diffusion and priors/report.py -> attacks). The lead empties
-# this list once that branch is merged; a circle listed here that no longer exists fails too.
-KNOWN_CIRCLES_TO_REMOVE: frozenset[frozenset[str]] = frozenset(
-    {
-        frozenset({"experiments", "malicious"}),
-        frozenset({"attacks", "priors"}),
-    }
-)
-
-
 def module_name(path: Path) -> str:
     parts = ["gradleak", *path.relative_to(ROOT).with_suffix("").parts]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -147,7 +136,7 @@ def test_the_scan_sees_every_kind_of_import() -> None:
     assert "gradleak.experiments.backends.base" in FILE_GRAPH["gradleak.experiments.store"]
     assert "gradleak.experiments.runner" in FILE_GRAPH["gradleak.experiments.backends.base"]
     assert {"gradleak.commands.sweep", "gradleak.commands.train"} <= FILE_GRAPH["gradleak.cli"]
-    assert "gradleak.attacks" in FILE_GRAPH["gradleak.experiments.runner"]  # by a string
+    assert "gradleak.attacks" in FILE_GRAPH["gradleak.experiments.preflight"]  # `import a.b`
     assert "experiments" in PACKAGE_GRAPH["commands"]
 
 
@@ -157,8 +146,5 @@ def test_no_circle_between_files() -> None:
 
 
 def test_no_circle_between_packages() -> None:
-    circles = set(strongly_connected(PACKAGE_GRAPH))
-    new = circles - KNOWN_CIRCLES_TO_REMOVE
-    assert not new, "\n".join(a_circle(PACKAGE_GRAPH, c) for c in sorted(new, key=sorted))
-    gone = KNOWN_CIRCLES_TO_REMOVE - circles
-    assert not gone, f"circles removed: delete {sorted(map(sorted, gone))} from the allow-list"
+    circles = strongly_connected(PACKAGE_GRAPH)
+    assert not circles, "\n".join(a_circle(PACKAGE_GRAPH, c) for c in circles)

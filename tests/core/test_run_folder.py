@@ -198,10 +198,13 @@ def test_library_run_refuses_an_unusable_folder_before_the_attack(
     from gradleak.errors import OutputError
     from gradleak.experiments.runner import run_experiment
 
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the scenario was built before the output folder was checked")
+    class NoThreats:
+        """Stands in for the runner's threat registry: building a scenario fails the test."""
 
-    monkeypatch.setattr("gradleak.experiments.threats.base.THREATS.get", refuse)
+        def get(self, name: str) -> None:
+            raise AssertionError("the scenario was built before the output folder was checked")
+
+    monkeypatch.setattr("gradleak.experiments.runner.THREATS", NoThreats())
     taken = tmp_path / "taken"
     taken.write_text("not a folder")
     with pytest.raises(OutputError, match="is a file"):
