@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,18 @@ import pytest
 
 from gradleak.config import default_data_root
 from gradleak.runtime import RuntimeState
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``GRADLEAK_TEST_ORDER=reversed`` runs the test files in reversed order (each file's tests
+    in their own order), with ``-p no:randomly``: a check that no test needs another to run
+    first. pytest-randomly shuffles every other run."""
+    if os.environ.get("GRADLEAK_TEST_ORDER") != "reversed":
+        return
+    files: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(str(item.path), []).append(item)
+    items[:] = [item for path in reversed(list(files)) for item in files[path]]
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Scoring what leaked: PSNR, SSIM, LPIPS, matching of reconstructions to true images, labels.
 
-Conventions (see docs/PAPERS.md): images in [0, 1]; SSIM as scikit-image with a Gaussian
+Conventions (the README's "Scoring conventions"): images in [0, 1]; SSIM as scikit-image with a Gaussian
 window of sigma 1.5; LPIPS with its backbone named; one-to-one Hungarian matching for batches.
 """
 

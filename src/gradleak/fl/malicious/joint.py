@@ -1,6 +1,6 @@
 """The ``joint`` strategy: the malicious upload optimised together with the inversion [ours].
 
-The paper (PAPERS.md §3) says only that its algorithm "jointly optimises gradient inversion and
+The paper (Yue et al., 2025; docs/malicious_client.md) says only that its algorithm "jointly optimises gradient inversion and
 the malicious update". Our reading, kept small, alternates two steps each attacked round:
 
 (a) *inversion*: a few gradient steps on the attacker's dummy batch against what the previous
