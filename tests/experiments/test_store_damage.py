@@ -164,3 +164,40 @@ def test_a_full_disk_stops_the_sweep_with_one_line_and_keeps_what_was_recorded(
     assert [r.status for r in kept] == ["done", "pending", "pending"]
     assert kept[0].metrics == {"psnr_mean": 7.0}
     assert not (folder / "runs").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("command", ["results", "report"])
+@pytest.mark.parametrize(
+    ("column", "value", "expected"),
+    [
+        ("metrics_json", "5", "metrics that is not a JSON object"),
+        ("metrics_json", "{not json", "metrics that is not a JSON object"),
+        ("config_json", "[1]", "config that is not a JSON object"),
+        ("wall_seconds", "'slow'", "wall time that is not a number"),
+        ("error", "X'ff'", "text column holding another type"),
+    ],
+    ids=["metrics-scalar", "metrics-not-json", "config-list", "wall-text", "error-blob"],
+)
+def test_a_hostile_row_is_a_damaged_store_in_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    column: str,
+    value: str,
+    expected: str,
+) -> None:
+    """A hand-edited or hostile row (valid SQLite, valid schema) is read column by column: the
+    report names the damage instead of tripping over it."""
+    store = a_real_store(tmp_path / "results.db", runs=3)
+    with sqlite3.connect(store) as conn:
+        literal = value if value[:1] in "'X" or value.isdigit() else f"'{value}'"
+        conn.execute(f"UPDATE runs SET {column} = {literal}")
+    capsys.readouterr()
+
+    assert run_cli(commands(store, tmp_path)[command], monkeypatch) == 2
+
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "is damaged" in errors[0] and expected in errors[0], errors
+    assert "Traceback" not in err

@@ -28,7 +28,13 @@ from typing import Any, Protocol
 
 from gradleak.config import ExperimentConfig
 from gradleak.experiments.backends.base import RunOutcome
-from gradleak.experiments.store_errors import check_path, from_os, from_sqlite, not_a_store
+from gradleak.experiments.store_errors import (
+    check_path,
+    damaged,
+    from_os,
+    from_sqlite,
+    not_a_store,
+)
 
 STORE_FORMAT = "gradleak-results"
 STORE_VERSION = 2
@@ -93,6 +99,48 @@ class StoredRun:
     finished: str | None
     wall_seconds: float | None
     artifacts_path: str | None
+
+
+def _json_column(path: Path, run: object, column: str, text: object) -> dict[str, Any] | None:
+    """A JSON column of a stored row, which must hold an object (or be NULL)."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text) if isinstance(text, str | bytes) else None
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise damaged(path, f"run {run!r} has a {column} that is not a JSON object")
+    return value
+
+
+def stored_run(path: Path, row: tuple[Any, ...]) -> StoredRun:
+    """One ``runs`` row as a :class:`StoredRun`, every column checked: a store is a file a user
+    hands over, and a report must not trip over a hand-edited or hostile row."""
+    sweep, run, status, config, metrics, error, started, finished, wall, artifacts = row
+    texts = {"sweep": sweep, "id": run, "status": status}
+    optional = {"error": error, "started": started, "finished": finished, "path": artifacts}
+    if not all(isinstance(v, str) for v in texts.values()) or not all(
+        v is None or isinstance(v, str) for v in optional.values()
+    ):
+        raise damaged(path, f"run {run!r} has a text column holding another type")
+    if wall is not None and (isinstance(wall, bool) or not isinstance(wall, int | float)):
+        raise damaged(path, f"run {run!r} has a wall time that is not a number")
+    parsed_config = _json_column(path, run, "config", config)
+    if parsed_config is None:
+        raise damaged(path, f"run {run!r} has no config")
+    return StoredRun(
+        sweep=sweep,
+        id=run,
+        status=status,
+        config=parsed_config,
+        metrics=_json_column(path, run, "metrics", metrics),
+        error=error,
+        started=started,
+        finished=finished,
+        wall_seconds=None if wall is None else float(wall),
+        artifacts_path=artifacts,
+    )
 
 
 def this_owner() -> str:
@@ -369,18 +417,4 @@ class ResultStore:
             query, args = query + " WHERE sweep = ?", (sweep,)
         with self._guard():
             rows = self._conn.execute(query + " ORDER BY sweep, position", args).fetchall()
-        return [
-            StoredRun(
-                sweep=r[0],
-                id=r[1],
-                status=r[2],
-                config=json.loads(r[3]),
-                metrics=json.loads(r[4]) if r[4] is not None else None,
-                error=r[5],
-                started=r[6],
-                finished=r[7],
-                wall_seconds=r[8],
-                artifacts_path=r[9],
-            )
-            for r in rows
-        ]
+        return [stored_run(self.path, row) for row in rows]
