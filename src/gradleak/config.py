@@ -34,6 +34,8 @@ room for the offsets derived generators add."""
 MAX_IMAGE_SIZE = 1024
 MAX_BATCH = 65_536
 MAX_CLIENTS = 1_000_000
+MAX_RESTARTS = 1024
+"""Restarts keep a copy of each trial's best images: beyond this a typo, not an experiment."""
 DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
 
 
@@ -205,7 +207,7 @@ class AttackConfig(Section):
     lr: PositiveFloat | None = None
     """None: this attack's own default (``Attack.default_lr``; DLG's paper used 1.0, FedLeak's
     1e-2). A run writes the value it used, so its ``config.yaml`` reruns the same attack."""
-    restarts: PositiveInt = 1
+    restarts: int = Field(default=1, ge=1, le=MAX_RESTARTS)
     labels: Literal["given", "recovered"] = "recovered"
     tv_weight: float | None = Field(default=None, ge=0.0)
     """None: this attack's own default (``Attack.default_tv_weight``), written out like ``lr``."""

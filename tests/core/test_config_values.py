@@ -31,6 +31,7 @@ def _no_run(*args: object, **kwargs: object) -> None:
         (f"seed={2**64}", "seed"),
         (f"seed={2**63}", "seed"),
         ("threads=100000", "threads"),
+        ("attack.restarts=100000000", "attack.restarts"),
         ("device=meta", "device"),
         ("device=mps", "device"),
         ("device=cuda:x", "device"),
