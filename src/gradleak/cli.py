@@ -69,6 +69,14 @@ def _summary(metrics: dict[str, Any], output: Path) -> None:
 
 INTERRUPTED_RUN = "before the run finished; no metrics.json was written"
 
+
+def _interrupted_run(output: list[Path]) -> str:
+    """What an interrupt left behind: a signal held while a finished run was scored and written
+    arrives only after its metrics.json (``runtime.signals_held``)."""
+    if output and (output[0] / "metrics.json").is_file():
+        return f"after the run finished; its outputs are in {output[0]}"
+    return INTERRUPTED_RUN
+
 OverwriteOption = Annotated[
     bool, typer.Option("--overwrite", help="Replace an earlier run in the --output folder.")
 ]
@@ -80,6 +88,7 @@ def _run(
     output: Path | None,
     device: str | None,
     overwrite: bool = False,
+    chosen: list[Path] | None = None,
 ) -> None:
     from gradleak.experiments import run_folder, runner
     from gradleak.experiments.preflight import preflight
@@ -90,6 +99,8 @@ def _run(
     config = preflight(load_config(config_path, overrides))
     check_fits_in_memory(config)
     output = output or Path("runs") / f"{config_path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if chosen is not None:
+        chosen.append(output)
     if run_folder.prepare_run_folder(output, overwrite, output_bytes(config)):
         console.print(f"replacing the earlier run in {output}", highlight=False, soft_wrap=True)
     _describe(config)
@@ -108,16 +119,18 @@ def run(
     overwrite: OverwriteOption = False,
 ) -> None:
     """Run one experiment and write config.yaml, metrics.json and reconstruction.png."""
-    with interrupt_exits(INTERRUPTED_RUN):
-        _run(config, set_ or [], output, device, overwrite)
+    chosen: list[Path] = []
+    with interrupt_exits(lambda: _interrupted_run(chosen)):
+        _run(config, set_ or [], output, device, overwrite, chosen)
 
 
 @app.command()
 def demo(set_: SetOption = None, output: OutputOption = None, device: DeviceOption = None) -> None:
     """Run the bundled default experiment on bundled images (no download); replaces an earlier
     demo run in its output folder."""
-    with interrupt_exits(INTERRUPTED_RUN):
-        _run(demo_config_path(), set_ or [], output or Path("demo-output"), device, overwrite=True)
+    chosen: list[Path] = []
+    with interrupt_exits(lambda: _interrupted_run(chosen)):
+        _run(demo_config_path(), set_ or [], output or Path("demo-output"), device, True, chosen)
 
 
 @app.command()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -64,15 +64,17 @@ def exit_status() -> int:
 
 
 @contextmanager
-def interrupt_exits(what: str) -> Iterator[None]:
+def interrupt_exits(what: str | Callable[[], str]) -> Iterator[None]:
     """Turn a KeyboardInterrupt escaping the block into one line and exit 130/143.
 
-    ``what`` says what was lost, e.g. ``before the attack finished; no run folder written``.
+    ``what`` says what was lost, e.g. ``before the attack finished; no run folder written``, or
+    is asked at the interrupt when that depends on how far the work got.
     """
     try:
         yield
     except KeyboardInterrupt:
+        lost = what if isinstance(what, str) else what()
         console.print(
-            f"[yellow]interrupted ({signal_name()}) {what}", highlight=False, soft_wrap=True
+            f"[yellow]interrupted ({signal_name()}) {lost}", highlight=False, soft_wrap=True
         )
         raise typer.Exit(exit_status()) from None

@@ -11,6 +11,8 @@ way the run ends.
 from __future__ import annotations
 
 import random
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -115,3 +117,27 @@ def isolated_runtime(threads: int, seed: int) -> Iterator[None]:
         yield
     finally:
         before.restore()
+
+
+@contextmanager
+def signals_held() -> Iterator[list[int]]:
+    """Hold Ctrl-C and SIGTERM while the block runs, then deliver the first one that came.
+
+    Scoring and writing a finished attack take seconds; an interrupt there would lose an attack
+    that took hours. The block finishes, the handlers found on entry come back, and a held
+    signal is re-raised to them (a CLI then exits 130/143 after the folder is complete). Main
+    thread only: elsewhere signals cannot be handled, and the block runs as it is.
+    """
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    watched = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, frame: held.append(signum)) for sig in watched}
+    try:
+        yield held
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if held:
+        signal.raise_signal(held[0])

@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from gradleak.config import validate_config
@@ -61,3 +62,30 @@ def test_changed_settings_names_what_a_test_leaked() -> None:
     with isolated_runtime(threads=before.threads + 1, seed=0):
         changed = before.changed_settings(RuntimeState.capture())
     assert changed == {"torch.get_num_threads()": (before.threads, before.threads + 1)}
+
+
+def test_a_signal_during_scoring_waits_until_the_run_folder_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or SIGTERM, which the CLI turns into it) arriving while a finished attack is
+    scored and written is held: the folder is completed, then the interrupt is delivered."""
+    import os
+    import signal
+
+    from gradleak.config import validate_config
+    from gradleak.experiments import runner
+
+    real_write = runner.write_outputs
+
+    def write_after_a_signal(*args: object, **kwargs: object) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # Python's own handler would raise right here
+        real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "write_outputs", write_after_a_signal)
+    config = validate_config(
+        {"attack": {"iterations": 2}, "model": {"name": "mlp"}, "metrics": {"lpips": False}}
+    )
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_experiment(config, tmp_path / "run")
+    assert (tmp_path / "run" / "metrics.json").is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -26,7 +26,7 @@ from gradleak.experiments.prior_report import without_prior_metrics
 from gradleak.experiments.threats import THREATS, Scenario
 from gradleak.metrics.lpips import LPIPS
 from gradleak.metrics.scoring import ScoreReport, score_reconstruction
-from gradleak.runtime import isolated_runtime, resolve_device
+from gradleak.runtime import isolated_runtime, resolve_device, signals_held
 
 
 def build_metrics(
@@ -139,16 +139,17 @@ def _run(
             recon = attack.reconstruct(scenario.target, bar)
     else:
         recon = attack.reconstruct(scenario.target, callback)
-    lpips = LPIPS.load(config.metrics.lpips_backbone, config.metrics.lpips_weights) if config.metrics.lpips else None
-    truth = scenario.truth
-    report = score_reconstruction(
-        recon.images.detach().cpu(),
-        truth.images.cpu(),
-        None if recon.labels is None else recon.labels.cpu(),
-        truth.labels.cpu(),
-        lpips,
-    )
-    metrics = build_metrics(config, scenario, recon, report, time.perf_counter() - start)
-    metrics.update(without_prior_metrics(recon, truth.images, lpips) or {})
-    write_outputs(output_dir, config, scenario, recon, report, metrics)
+    with signals_held():  # the attack is done: scoring and writing are not interrupted
+        lpips = LPIPS.load(config.metrics.lpips_backbone, config.metrics.lpips_weights) if config.metrics.lpips else None
+        truth = scenario.truth
+        report = score_reconstruction(
+            recon.images.detach().cpu(),
+            truth.images.cpu(),
+            None if recon.labels is None else recon.labels.cpu(),
+            truth.labels.cpu(),
+            lpips,
+        )
+        metrics = build_metrics(config, scenario, recon, report, time.perf_counter() - start)
+        metrics.update(without_prior_metrics(recon, truth.images, lpips) or {})
+        write_outputs(output_dir, config, scenario, recon, report, metrics)
     return metrics
