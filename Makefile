@@ -37,6 +37,7 @@ test: $(STAMP_DEV) $(STAMP_LPIPS)
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 clean:

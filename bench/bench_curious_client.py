@@ -33,7 +33,10 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
     """``--set KEY=VALUE ...``: config overrides, e.g. the earlier configuration's
     ``model.name=lenet_dlg model.activation=sigmoid attack.options.objective=l2``."""
     parser.add_argument(
-        "--set", nargs="*", default=[], metavar="KEY=VALUE",
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
         help="Config overrides, e.g. the earlier configuration: model.name=lenet_dlg "
         "model.activation=sigmoid attack.options.objective=l2.",
     )
@@ -64,8 +67,11 @@ def run_row(config: ExperimentConfig, iterations: int) -> tuple[dict[str, object
     recon = attack.reconstruct(scenario.target)
     seconds = time.perf_counter() - start
     report = score_reconstruction(
-        recon.images, scenario.truth.images, recon.labels if config.attack.labels == "recovered" else None,
-        scenario.truth.labels, None,
+        recon.images,
+        scenario.truth.images,
+        recon.labels if config.attack.labels == "recovered" else None,
+        scenario.truth.labels,
+        None,
     )
     row: dict[str, object] = {
         "images": scenario.truth.images.shape[0],
@@ -79,12 +85,16 @@ def run_row(config: ExperimentConfig, iterations: int) -> tuple[dict[str, object
 
 def train_prior(steps: int, output: Path) -> Path:
     """A small DDPM on 10,000 CIFAR-10 *train* images (the attack scores test images)."""
-    data = load_dataset(DataConfig(name="cifar10", split="train", max_images=10000, shuffle=True), 0)
+    data = load_dataset(
+        DataConfig(name="cifar10", split="train", max_images=10000, shuffle=True), 0
+    )
     settings = PriorTrainSettings(steps=steps, batch_size=32, checkpoint_every=steps)
     start = time.perf_counter()
     losses = train_ddpm(data.images, output, settings, torch.device("cpu"))
     tail = losses[-20:]
-    print(f"prior: {steps} steps in {time.perf_counter() - start:.0f}s, final loss {sum(tail) / len(tail):.3f}")
+    print(
+        f"prior: {steps} steps in {time.perf_counter() - start:.0f}s, final loss {sum(tail) / len(tail):.3f}"
+    )
     return output
 
 
@@ -101,11 +111,15 @@ def main() -> None:
     parser.add_argument("--prior-steps", type=int, default=0, help="Train a prior here first.")
     parser.add_argument("--quick", action="store_true", help="Only the 4×4 rows.")
     parser.add_argument(
-        "--scaling-iterations", type=int, default=None,
+        "--scaling-iterations",
+        type=int,
+        default=None,
         help="Iterations per stage for the dilution and rounds rows (default: --iterations).",
     )
     parser.add_argument(
-        "--rows", nargs="+", default=None,
+        "--rows",
+        nargs="+",
+        default=None,
         help="Only the rows whose name contains one of these strings (e.g. '1 peer').",
     )
     add_set_option(parser)
@@ -120,7 +134,9 @@ def main() -> None:
     def scenario(clients: int, rounds: int, labels: str) -> ExperimentConfig:
         return scenario_config(clients, rounds, labels, args.set)
 
-    def add(name: str, config: ExperimentConfig, iterations: int | None = None) -> torch.Tensor | None:
+    def add(
+        name: str, config: ExperimentConfig, iterations: int | None = None
+    ) -> torch.Tensor | None:
         if args.rows and not any(part in name for part in args.rows):
             return None
         row, images = run_row(config, iterations or args.iterations)
@@ -151,16 +167,21 @@ def main() -> None:
             refined = refine(prior, method, raw, RefineSettings(strength=strength, steps=50))
             report = score_reconstruction(refined, truth.images, None, truth.labels, None)
             prior_row: dict[str, object] = {
-                "images": len(refined), "psnr": report.psnr_mean, "ssim": report.ssim_mean,
-                "labels": None, "seconds": time.perf_counter() - start,
+                "images": len(refined),
+                "psnr": report.psnr_mean,
+                "ssim": report.ssim_mean,
+                "labels": None,
+                "seconds": time.perf_counter() - start,
             }
             rows.append((f"4 × 4 given + prior {method} (t={strength})", prior_row))
             print(rows[-1][0], {k: fmt(v) for k, v in prior_row.items()}, flush=True)
     print("\n| setting | peers' images | PSNR (dB) | SSIM | label acc. | s / reconstruction |")
     print("|---|---|---|---|---|---|")
     for name, row in rows:
-        print(f"| {name} | {row['images']} | {fmt(row['psnr'])} | {fmt(row['ssim'])} | "
-              f"{fmt(row['labels'])} | {fmt(row['seconds'])} |")
+        print(
+            f"| {name} | {row['images']} | {fmt(row['psnr'])} | {fmt(row['ssim'])} | "
+            f"{fmt(row['labels'])} | {fmt(row['seconds'])} |"
+        )
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ def dp_override(dp: str) -> str:
     clip, noise = setting
     return f"defense.client=[{{name: clip_noise, clip_norm: {clip}, noise_multiplier: {noise}}}]"
 
+
 ATTACKERS = {
     "honest": ["threat.attacker=peer", "attack.name=curious_client"],
     "malicious": ["threat.attacker=malicious_peer", "attack.name=malicious_client"],
@@ -75,7 +76,12 @@ HEADER = (
 
 
 def run_cell(
-    dataset: str, rule: str, dp: str, attacker: str, iterations: int, seed: int,
+    dataset: str,
+    rule: str,
+    dp: str,
+    attacker: str,
+    iterations: int,
+    seed: int,
     extra: list[str] | None = None,
 ) -> dict[str, Any]:
     overrides = [
@@ -112,8 +118,9 @@ def run_cell(
         "scored": metrics["num_scored_images"],
         "wall_s": metrics["wall_seconds"],
         "victim_share": first.get("victim_contribution"),
-        "wrong_beliefs": sum(bool(s.get("attacker_sees_victim")) and not s.get("victim_selected")
-                             for s in stealth),
+        "wrong_beliefs": sum(
+            bool(s.get("attacker_sees_victim")) and not s.get("victim_selected") for s in stealth
+        ),
         "belief_rounds": sum(s.get("attacker_sees_victim") is not None for s in stealth),
         "mal_selected": None if None in passed else sum(passed) / len(passed),
         "acc_drop": scenario.get("accuracy_drop"),
@@ -125,17 +132,26 @@ def stealth_row(rule: str, rounds: int, seed: int, dataset: str = "cifar10") -> 
     its uploads passed the rule, the victim's mean share, and the global model's test accuracy
     against the same federation without it (accuracy after one round is chance, so the inversion
     cells above cannot show this)."""
-    config = load_config(CONFIG, [
-        f"data.name={dataset}", f"data.labels={LABELS.get(dataset, 'dataset')}",
-        f"defense.aggregator.name={rule}", "defense.aggregator.beta=0.25", f"seed={seed}",
-        f"federation.rounds={rounds}", *ATTACKERS["malicious"],
-    ])
+    config = load_config(
+        CONFIG,
+        [
+            f"data.name={dataset}",
+            f"data.labels={LABELS.get(dataset, 'dataset')}",
+            f"defense.aggregator.name={rule}",
+            "defense.aggregator.beta=0.25",
+            f"seed={seed}",
+            f"federation.rounds={rounds}",
+            *ATTACKERS["malicious"],
+        ],
+    )
     start = time.perf_counter()
     summary = malicious_peer(config, torch.device("cpu")).summary
     stealth = summary["stealth"]
     passed = [s.get("malicious_selected", s.get("malicious_in_window")) for s in stealth]
     return {
-        "rule": rule, "rounds": rounds, "seed": seed,
+        "rule": rule,
+        "rounds": rounds,
+        "seed": seed,
         "passed": None if None in passed else sum(passed) / len(passed),
         "victim_share": sum(s["victim_contribution"] for s in stealth) / len(stealth),
         "victim_selected": sum(bool(s.get("victim_selected")) for s in stealth) / len(stealth),
@@ -151,8 +167,10 @@ def stealth_table(rounds: int, seeds: list[int], rules: list[str], dataset: str)
     """One row per rule, averaged over ``seeds`` (500 test images give about ±1.5 points of
     noise per run, so one seed cannot show a 2-point difference)."""
     print(f"\nStealth over {rounds} rounds ({dataset}, no DP, seeds {seeds}, means):\n")
-    print("| rule | malicious upload passed | victim share | victim selected | test acc. with attacker "
-          "| without | drop (points) | drop per seed | wall s |")
+    print(
+        "| rule | malicious upload passed | victim share | victim selected | test acc. with attacker "
+        "| without | drop (points) | drop per seed | wall s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for rule in rules:
         runs = [stealth_row(rule, rounds, seed, dataset) for seed in seeds]
@@ -166,10 +184,15 @@ def stealth_table(rounds: int, seeds: list[int], rules: list[str], dataset: str)
             tail = "- | - | - | -"
         else:
             drops = " ".join(f"{100 * r['acc_drop']:+.1f}" for r in runs)
-            tail = (f"{acc:.3f} | {mean('acc_honest'):.3f} | {100 * (mean('acc_drop') or 0.0):+.1f} | "
-                    f"{drops}")
-        print(f"| {rule} | {fmt(mean('passed'), '.2f')} | {mean('victim_share'):.2f} | "
-              f"{mean('victim_selected'):.2f} | {tail} | {mean('wall_s'):.1f} |", flush=True)
+            tail = (
+                f"{acc:.3f} | {mean('acc_honest'):.3f} | {100 * (mean('acc_drop') or 0.0):+.1f} | "
+                f"{drops}"
+            )
+        print(
+            f"| {rule} | {fmt(mean('passed'), '.2f')} | {mean('victim_share'):.2f} | "
+            f"{mean('victim_selected'):.2f} | {tail} | {mean('wall_s'):.1f} |",
+            flush=True,
+        )
 
 
 def fmt(value: Any, spec: str) -> str:
@@ -234,8 +257,10 @@ def seed_summary(paths: list[Path]) -> None:
     cells: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for key, row in sorted(rows.items()):
         cells.setdefault(key[:4], []).append(row)
-    print("| data | rule | DP | attacker | seeds | PSNR mean ± sd | SSIM mean ± sd | victim alone "
-          "| PSNR / SSIM when alone | wrong beliefs / rounds |")
+    print(
+        "| data | rule | DP | attacker | seeds | PSNR mean ± sd | SSIM mean ± sd | victim alone "
+        "| PSNR / SSIM when alone | wrong beliefs / rounds |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for (dataset, rule, dp, attacker), group in cells.items():
         psnr = torch.tensor([r["psnr"] for r in group])
@@ -244,11 +269,16 @@ def seed_summary(paths: list[Path]) -> None:
         beliefs = f"{sum(r.get('wrong_beliefs', 0) for r in group)} / {judged}" if judged else "-"
         won = [r for r in group if r.get("victim_share") == 1.0]
         alone = len(won)
-        when = (f"{sum(r['psnr'] for r in won) / alone:.2f} / {sum(r['ssim'] for r in won) / alone:.3f}"
-                if alone else "-")
-        print(f"| {dataset} | {rule} | {dp} | {attacker} | {len(group)} | {float(psnr.mean()):.2f} ± "
-              f"{spread(psnr):.2f} | {float(ssim.mean()):.3f} ± {spread(ssim):.3f} | "
-              f"{alone if rule != 'mean' else '-'} of {len(group)} | {when} | {beliefs} |")
+        when = (
+            f"{sum(r['psnr'] for r in won) / alone:.2f} / {sum(r['ssim'] for r in won) / alone:.3f}"
+            if alone
+            else "-"
+        )
+        print(
+            f"| {dataset} | {rule} | {dp} | {attacker} | {len(group)} | {float(psnr.mean()):.2f} ± "
+            f"{spread(psnr):.2f} | {float(ssim.mean()):.3f} ± {spread(ssim):.3f} | "
+            f"{alone if rule != 'mean' else '-'} of {len(group)} | {when} | {beliefs} |"
+        )
 
 
 def main() -> None:
@@ -260,8 +290,13 @@ def main() -> None:
     parser.add_argument("--dps", nargs="+", default=list(DP_SETTINGS), choices=list(DP_SETTINGS))
     parser.add_argument("--dp-clip", type=float, default=DP_SETTINGS["client"][0])
     parser.add_argument("--dp-noise", type=float, default=DP_SETTINGS["client"][1])
-    parser.add_argument("--set", dest="extra", action="append", default=[],
-                        help="an extra config override for every cell (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="extra",
+        action="append",
+        default=[],
+        help="an extra config override for every cell (repeatable)",
+    )
     parser.add_argument(
         "--attackers", nargs="+", default=["honest", "malicious"], choices=list(ATTACKERS)
     )
@@ -273,12 +308,25 @@ def main() -> None:
         default=None,
         help="print the merged markdown table of these JSONL files and exit",
     )
-    parser.add_argument("--stealth-rounds", type=int, default=0,
-                        help="only the stealth table: the attacker acting for this many rounds")
-    parser.add_argument("--stealth-seeds", type=int, default=3,
-                        help="seeds averaged in the stealth table (from --seed on)")
-    parser.add_argument("--seed-summary", type=Path, nargs="+", default=None,
-                        help="print means over seeds of these JSONL files and exit")
+    parser.add_argument(
+        "--stealth-rounds",
+        type=int,
+        default=0,
+        help="only the stealth table: the attacker acting for this many rounds",
+    )
+    parser.add_argument(
+        "--stealth-seeds",
+        type=int,
+        default=3,
+        help="seeds averaged in the stealth table (from --seed on)",
+    )
+    parser.add_argument(
+        "--seed-summary",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="print means over seeds of these JSONL files and exit",
+    )
     args = parser.parse_args()
     if args.seed_summary:
         seed_summary(args.seed_summary)
@@ -286,8 +334,12 @@ def main() -> None:
     if args.stealth_rounds:
         torch.set_num_threads(1)
         for dataset in args.datasets:
-            stealth_table(args.stealth_rounds, list(range(args.seed, args.seed + args.stealth_seeds)),
-                          args.rules, dataset)
+            stealth_table(
+                args.stealth_rounds,
+                list(range(args.seed, args.seed + args.stealth_seeds)),
+                args.rules,
+                dataset,
+            )
         return
     if args.table:
         table(args.table)
@@ -303,7 +355,9 @@ def main() -> None:
             for dp in args.dps:
                 for attacker in args.attackers:
                     start = time.perf_counter()
-                    row = run_cell(dataset, rule, dp, attacker, args.iterations, args.seed, args.extra)
+                    row = run_cell(
+                        dataset, rule, dp, attacker, args.iterations, args.seed, args.extra
+                    )
                     row["wall_s"] = round(time.perf_counter() - start, 1)
                     row["load"] = round(os.getloadavg()[0], 1)
                     if (rule, dp, attacker) == BASE:

@@ -25,15 +25,21 @@ CLIENTS, IMAGES, STEPS, LR = 100, 32, 5, 0.05
 
 
 def workload(executor: str, device: str) -> ExperimentConfig:
-    return validate_config({
-        "device": device,
-        "data": {"name": "cifar10", "split": "train", "max_images": CLIENTS * IMAGES},
-        "model": {"name": "lenet5"},
-        "federation": {
-            "num_clients": CLIENTS, "batch_size": IMAGES, "protocol": "fedavg",
-            "local_steps": STEPS, "local_lr": LR, "executor": executor,
-        },
-    })
+    return validate_config(
+        {
+            "device": device,
+            "data": {"name": "cifar10", "split": "train", "max_images": CLIENTS * IMAGES},
+            "model": {"name": "lenet5"},
+            "federation": {
+                "num_clients": CLIENTS,
+                "batch_size": IMAGES,
+                "protocol": "fedavg",
+                "local_steps": STEPS,
+                "local_lr": LR,
+                "executor": executor,
+            },
+        }
+    )
 
 
 def bench_gradleak(executor: str, device: str, rounds: int) -> tuple[float, float]:
@@ -87,7 +93,9 @@ def bench_flower(rounds: int) -> tuple[float, float]:
         num_clients=CLIENTS,
         config=fl.server.ServerConfig(num_rounds=rounds),
         strategy=TimedFedAvg(
-            fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=CLIENTS,
+            fraction_fit=1.0,
+            fraction_evaluate=0.0,
+            min_fit_clients=CLIENTS,
             min_available_clients=CLIENTS,
             initial_parameters=fl.common.ndarrays_to_parameters([np.asarray(p) for p in initial]),
         ),

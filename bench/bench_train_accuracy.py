@@ -33,14 +33,19 @@ def run(name: str, budget: float, overrides: list[str]) -> None:
     config = load_config(CONFIGS / VARIANTS[name], [*overrides, "federation.rounds=1000"])
     started = time.perf_counter()
     train, test, _ = train_and_test(config)
-    federation = build_federation(config, train, build_model_for(config, train, torch.device("cpu")))
+    federation = build_federation(
+        config, train, build_model_for(config, train, torch.device("cpu"))
+    )
     curve: list[float] = []
     while time.perf_counter() - started < budget:
         federation.run_round()
         curve.append(federation.evaluate(test.images, test.labels))
     elapsed = time.perf_counter() - started
-    print(f"{name}: {len(curve)} rounds in {elapsed:.0f} s, best {max(curve):.3f}, final "
-          f"{curve[-1]:.3f}, curve {[round(a, 3) for a in curve]}", flush=True)
+    print(
+        f"{name}: {len(curve)} rounds in {elapsed:.0f} s, best {max(curve):.3f}, final "
+        f"{curve[-1]:.3f}, curve {[round(a, 3) for a in curve]}",
+        flush=True,
+    )
 
 
 def main() -> None:

@@ -64,30 +64,44 @@ def main() -> None:
         options = {**no_tv.options, "refine_scales": stages, "scale": 2 if stages else 4}
         attack = CuriousClient(no_tv.model_copy(update={"options": options}))
         found = attack.reconstruct(target).images
-        print(f"| from noise, no TV, scales {[options['scale'], *stages]} | "
-              f"{float(loss(found, labels).detach()):.3g} | {psnr(found):.2f} |")
+        print(
+            f"| from noise, no TV, scales {[options['scale'], *stages]} | "
+            f"{float(loss(found, labels).detach()):.3g} | {psnr(found):.2f} |"
+        )
 
     param = LowResParametrization(
-        tuple(truth.images.shape), torch.Generator().manual_seed(0), torch.device("cpu"),
+        tuple(truth.images.shape),
+        torch.Generator().manual_seed(0),
+        torch.device("cpu"),
         ParametrizationSettings(scale=2),
     )
     param.load_state([F.interpolate(truth.images, scale_factor=0.5, mode="area")])
-    result = optimize(param, lambda: loss(param.images(), labels), LoopSettings(300, 0.01, "adam", "cosine", False, 50))
+    result = optimize(
+        param,
+        lambda: loss(param.images(), labels),
+        LoopSettings(300, 0.01, "adam", "cosine", False, 50),
+    )
     kept = param.images().detach()
-    print(f"\nStarted at the 2×-downsampled truth (s = 2, 300 Adam steps, lr 0.01): loss "
-          f"{result.best_loss:.3g}, {psnr(kept):.2f} dB")
+    print(
+        f"\nStarted at the 2×-downsampled truth (s = 2, 300 Adam steps, lr 0.01): loss "
+        f"{result.best_loss:.3g}, {psnr(kept):.2f} dB"
+    )
 
     model = target.model
     body = torch.nn.Sequential(*list(model.children())[:-1])
     head = str(len(model) - 1)
     with torch.no_grad():
         features = functional_call(
-            body, {k: v for k, v in target.parameters.items() if not k.startswith(head)}, (truth.images,)
+            body,
+            {k: v for k, v in target.parameters.items() if not k.startswith(head)},
+            (truth.images,),
         )
     cosine = F.cosine_similarity(features[:, None], features[None], dim=-1)
     off_diagonal = cosine[~torch.eye(len(cosine), dtype=torch.bool)]
-    print(f"Last-layer inputs of different peers' images: cosine similarity {float(off_diagonal.min()):.3f}"
-          f"–{float(off_diagonal.max()):.3f} (mean {float(off_diagonal.mean()):.3f})")
+    print(
+        f"Last-layer inputs of different peers' images: cosine similarity {float(off_diagonal.min()):.3f}"
+        f"–{float(off_diagonal.max()):.3f} (mean {float(off_diagonal.mean()):.3f})"
+    )
 
 
 if __name__ == "__main__":

@@ -45,7 +45,14 @@ def _describe(config: ExperimentConfig) -> None:
     )
 
 
-SUMMARY_KEYS = ("psnr_mean", "ssim_mean", "lpips_mean", "label_accuracy", "iterations", "wall_seconds")
+SUMMARY_KEYS = (
+    "psnr_mean",
+    "ssim_mean",
+    "lpips_mean",
+    "label_accuracy",
+    "iterations",
+    "wall_seconds",
+)
 
 
 def _format(value: Any) -> str:
@@ -76,6 +83,7 @@ def _interrupted_run(output: list[Path]) -> str:
     if output and (output[0] / "metrics.json").is_file():
         return f"after the run finished; its outputs are in {output[0]}"
     return INTERRUPTED_RUN
+
 
 OverwriteOption = Annotated[
     bool, typer.Option("--overwrite", help="Replace an earlier run in the --output folder.")
@@ -146,7 +154,9 @@ def datasets(
     for column in ("name", "present", "images", "detail"):
         table.add_column(column)
     for name, present, count, detail in available_datasets(base):
-        table.add_row(name, "yes" if present else "no", "—" if count is None else str(count), detail)
+        table.add_row(
+            name, "yes" if present else "no", "—" if count is None else str(count), detail
+        )
     Console().print(table)
 
 

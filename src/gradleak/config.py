@@ -298,7 +298,9 @@ def read_config_file(path: Path, what: str = "config file") -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{what} {path} must hold a mapping of sections, got {type(raw).__name__}")
+        raise ConfigError(
+            f"{what} {path} must hold a mapping of sections, got {type(raw).__name__}"
+        )
     return raw
 
 

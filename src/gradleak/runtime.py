@@ -32,9 +32,13 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"device {name!r} is not a torch device (use cpu, cuda or auto)") from None
+        raise ConfigError(
+            f"device {name!r} is not a torch device (use cpu, cuda or auto)"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device cuda was asked for but no CUDA GPU is available; use --device cpu")
+        raise ConfigError(
+            "device cuda was asked for but no CUDA GPU is available; use --device cpu"
+        )
     return device
 
 
@@ -133,7 +137,9 @@ def signals_held() -> Iterator[list[int]]:
         yield held
         return
     watched = (signal.SIGINT, signal.SIGTERM)
-    previous = {sig: signal.signal(sig, lambda signum, frame: held.append(signum)) for sig in watched}
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: held.append(signum)) for sig in watched
+    }
     try:
         yield held
     finally:

@@ -55,7 +55,9 @@ def true_peer_mean(
     federation: Federation, round_: int, attacker: int, weighted: bool
 ) -> dict[str, torch.Tensor]:
     peers = [
-        federation.server_observation(round_, k) for k in federation.batches[round_] if k != attacker
+        federation.server_observation(round_, k)
+        for k in federation.batches[round_]
+        if k != attacker
     ]
     weights = torch.tensor(
         [float(len(federation.parts[u.client_id])) if weighted else 1.0 for u in peers]

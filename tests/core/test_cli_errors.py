@@ -56,7 +56,10 @@ def _write_broken_imagefolder(root: Path) -> None:
     ],
 )
 def test_bad_config_exits_2_with_one_line(
-    overrides: list[str], expected: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    overrides: list[str],
+    expected: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     args = ["run", DEMO, "--output", "/tmp/gradleak-never-written"]
     for item in overrides:
@@ -78,29 +81,43 @@ def test_training_with_client_labels_exits_2_with_one_line(
     assert len(err.splitlines()) == 1
 
 
-def test_missing_data_set_says_where(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    code = run_cli(["run", DEMO, "--set", "data.name=cifar10", "--set", f"data.root={tmp_path}"], monkeypatch)
+def test_missing_data_set_says_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run_cli(
+        ["run", DEMO, "--set", "data.name=cifar10", "--set", f"data.root={tmp_path}"], monkeypatch
+    )
     assert code == 2
     assert str(tmp_path) in capsys.readouterr().err
 
 
-def test_pickle_with_foreign_global_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pickle_with_foreign_global_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     _write_cifar_with_evil_global(tmp_path)
-    code = run_cli(["run", DEMO, "--set", "data.name=cifar10", "--set", f"data.root={tmp_path}"], monkeypatch)
+    code = run_cli(
+        ["run", DEMO, "--set", "data.name=cifar10", "--set", f"data.root={tmp_path}"], monkeypatch
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "system" in err and "Traceback" not in err
 
 
-def test_unreadable_image_in_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreadable_image_in_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = tmp_path / "images"
     _write_broken_imagefolder(folder)
-    code = run_cli(["run", DEMO, "--set", "data.name=imagefolder", "--set", f"data.root={folder}"], monkeypatch)
+    code = run_cli(
+        ["run", DEMO, "--set", "data.name=imagefolder", "--set", f"data.root={folder}"], monkeypatch
+    )
     assert code == 2
     assert "broken.png" in capsys.readouterr().err
 
 
-def test_missing_config_file(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_config_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run_cli(["run", "/nonexistent/config.yaml"], monkeypatch) == 2
     assert "does not exist" in capsys.readouterr().err
 
@@ -113,7 +130,9 @@ def test_debug_flag_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None
         main()
 
 
-def test_datasets_command_lists_offline_sets(data_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_datasets_command_lists_offline_sets(
+    data_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run_cli(["datasets", "--root", str(data_root)], monkeypatch) == 0
     out = capsys.readouterr().out
     for name in ("cifar10", "mnist", "celeba", "samples"):

@@ -10,10 +10,24 @@ from gradleak.models import MODELS
 def test_contract_names_are_registered() -> None:
     assert {"lenet_dlg", "lenet5", "convnet", "resnet18", "mlp"} <= set(MODELS.names())
     assert {
-        "dlg", "idlg", "inverting_gradients", "fedleak", "curious_client", "malicious_client"
+        "dlg",
+        "idlg",
+        "inverting_gradients",
+        "fedleak",
+        "curious_client",
+        "malicious_client",
     } <= set(ATTACKS.names())
     assert {
-        "mean", "krum", "multikrum", "median", "trimmed_mean", "bulyan", "norm_bound", "geomed"
+        "mean",
+        "krum",
+        "multikrum",
+        "median",
+        "trimmed_mean",
+        "bulyan",
+        "norm_bound",
+        "geomed",
     } <= set(AGGREGATORS.names())
     assert {"server", "peer", "malicious_peer"} <= set(THREATS.names())
-    assert {"cifar10", "cifar100", "mnist", "celeba", "imagefolder", "samples"} <= set(DATASETS.names())
+    assert {"cifar10", "cifar100", "mnist", "celeba", "imagefolder", "samples"} <= set(
+        DATASETS.names()
+    )

@@ -13,8 +13,17 @@ from gradleak.metrics import psnr
 
 DEMO = str(Path(__file__).resolve().parents[2] / "configs" / "demo.yaml")
 CONTRACT_KEYS = {
-    "attack", "threat", "psnr_mean", "ssim_mean", "lpips_mean", "label_accuracy", "per_image",
-    "num_scored_images", "iterations", "wall_seconds", "seed",
+    "attack",
+    "threat",
+    "psnr_mean",
+    "ssim_mean",
+    "lpips_mean",
+    "label_accuracy",
+    "per_image",
+    "num_scored_images",
+    "iterations",
+    "wall_seconds",
+    "seed",
 }
 
 
@@ -35,9 +44,18 @@ def test_cli_run_reconstructs_a_real_photo(tmp_path: Path, monkeypatch: pytest.M
     out = tmp_path / "run"
     code = run_cli(
         [
-            "run", DEMO, "--output", str(out),
-            "--set", "data.max_images=1", "--set", "federation.batch_size=1",
-            "--set", "attack.iterations=200", "--set", "model.width=8",
+            "run",
+            DEMO,
+            "--output",
+            str(out),
+            "--set",
+            "data.max_images=1",
+            "--set",
+            "federation.batch_size=1",
+            "--set",
+            "attack.iterations=200",
+            "--set",
+            "model.width=8",
         ],
         monkeypatch,
     )

@@ -18,6 +18,7 @@ import gradleak
 
 ROOT = Path(gradleak.__file__).resolve().parent
 
+
 def module_name(path: Path) -> str:
     parts = ["gradleak", *path.relative_to(ROOT).with_suffix("").parts]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)

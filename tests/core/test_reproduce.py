@@ -34,15 +34,21 @@ TINY_PEER: dict[str, Any] = {
 }
 TINY_MALICIOUS: dict[str, Any] = {
     **TINY_PEER,
-    "threat": {"attacker": "malicious_peer", "attacker_client": 0, "victim": 1,
-               "knows_labels": True},
+    "threat": {
+        "attacker": "malicious_peer",
+        "attacker_client": 0,
+        "victim": 1,
+        "knows_labels": True,
+    },
 }
 ATTACKS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "dlg": (TINY_SERVER, {"iterations": 2}),
     "idlg": (TINY_SERVER, {"iterations": 2}),
     "inverting_gradients": (TINY_SERVER, {"iterations": 10}),
-    "fedleak": (TINY_SERVER, {"iterations": 5, "options": {"generator_width": 16,
-                                                          "latent_dim": 8}}),
+    "fedleak": (
+        TINY_SERVER,
+        {"iterations": 5, "options": {"generator_width": 16, "latent_dim": 8}},
+    ),
     "curious_client": (TINY_PEER, {"iterations": 5, "labels": "given"}),
     "malicious_client": (TINY_MALICIOUS, {"iterations": 5, "labels": "given"}),
 }
@@ -57,8 +63,11 @@ def tiny_config(name: str) -> dict[str, Any]:
 
 def comparable(metrics: dict[str, Any]) -> dict[str, Any]:
     """The metrics a rerun must reproduce: all of them but the wall time."""
-    return {k: v for k, v in json.loads(json.dumps(metrics, default=float)).items()
-            if k != "wall_seconds"}
+    return {
+        k: v
+        for k, v in json.loads(json.dumps(metrics, default=float)).items()
+        if k != "wall_seconds"
+    }
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
@@ -71,8 +80,13 @@ def test_rerunning_the_written_config_reproduces_the_metrics(
     first = run_experiment(validate_config(raw), tmp_path / "first")
     monkeypatch.setattr(
         "sys.argv",
-        ["gradleak", "run", str(tmp_path / "first" / "config.yaml"), "--output",
-         str(tmp_path / "again")],
+        [
+            "gradleak",
+            "run",
+            str(tmp_path / "first" / "config.yaml"),
+            "--output",
+            str(tmp_path / "again"),
+        ],
     )
     with pytest.raises(SystemExit) as info:
         main()

@@ -26,7 +26,14 @@ def _image_folder(root: Path, data_root: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("name", "channels"),
-    [("cifar10", 3), ("cifar100", 3), ("mnist", 1), ("celeba", 3), ("samples", 3), ("imagefolder", 3)],
+    [
+        ("cifar10", 3),
+        ("cifar100", 3),
+        ("mnist", 1),
+        ("celeba", 3),
+        ("samples", 3),
+        ("imagefolder", 3),
+    ],
 )
 def test_run_on_dataset(
     name: str, channels: int, data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -34,10 +41,22 @@ def test_run_on_dataset(
     root = _image_folder(tmp_path / "folder", data_root) if name == "imagefolder" else data_root
     out = tmp_path / "run"
     args = [
-        "run", DEMO, "--output", str(out),
-        "--set", f"data.name={name}", "--set", f"data.root={root}",
-        "--set", "model.name=lenet_dlg", "--set", "attack.iterations=3",
-        "--set", "federation.batch_size=2", "--set", "metrics.lpips=false",
+        "run",
+        DEMO,
+        "--output",
+        str(out),
+        "--set",
+        f"data.name={name}",
+        "--set",
+        f"data.root={root}",
+        "--set",
+        "model.name=lenet_dlg",
+        "--set",
+        "attack.iterations=3",
+        "--set",
+        "federation.batch_size=2",
+        "--set",
+        "metrics.lpips=false",
     ]
     monkeypatch.setattr("sys.argv", ["gradleak", *args])
     with pytest.raises(SystemExit) as info:

@@ -34,44 +34,93 @@ MALICIOUS: dict[str, Any] = {
     "model": {"name": "lenet_dlg"},
     "federation": {"num_clients": 5, "batch_size": 1, "protocol": "fedavg"},
     "defense": {"aggregator": {"name": "krum", "num_byzantine": 1}},
-    "threat": {"attacker": "malicious_peer", "attacker_client": 0, "victim": 1,
-               "knows_labels": True},
+    "threat": {
+        "attacker": "malicious_peer",
+        "attacker_client": 0,
+        "victim": 1,
+        "knows_labels": True,
+    },
     "attack": {"name": "malicious_client", "iterations": 1, "labels": "given"},
     "metrics": {"lpips": False},
 }
 
 # (base, {dotted key: value}, what the one line must say, what it must not say)
 CASES: dict[str, tuple[dict[str, Any], dict[str, Any], list[str], list[str]]] = {
-    "attack option typo": (SERVER, {"attack.options": {"objektive": "cosine"}},
-                           ["attack.options.objektive"], []),
-    "objective name": (SERVER, {"attack.options": {"objective": "cosinus"}},
-                       ["attack.options.objective", "cosinus"], []),
-    "parametrization name": (SERVER, {"attack.options": {"parametrization": "pixel"}},
-                             ["attack.options.parametrization"], []),
-    "dlg optimizer name": (SERVER, {"attack.name": "dlg", "attack.options": {"optimizer": "lbfgz"}},
-                           ["attack.options.optimizer"], []),
-    "fedleak option typo": (SERVER, {"attack.name": "fedleak", "attack.options": {"mask": "x"}},
-                            ["attack.options.mask"], []),
-    "strategy option typo": (MALICIOUS, {"threat.strategy_options": {"pussh": 1}},
-                             ["threat.strategy_options", "pussh"], []),
-    "byzantine option typo": (SERVER, {"federation.byzantine": [
-        {"name": "sign_flip", "clients": [1], "options": {"scal": 2.0}}]},
-        ["federation.byzantine[0]", "scal"], []),
-    "byzantine name": (SERVER, {"federation.byzantine": [{"name": "sign_flop", "clients": [1]}]},
-                       ["sign_flop"], []),
+    "attack option typo": (
+        SERVER,
+        {"attack.options": {"objektive": "cosine"}},
+        ["attack.options.objektive"],
+        [],
+    ),
+    "objective name": (
+        SERVER,
+        {"attack.options": {"objective": "cosinus"}},
+        ["attack.options.objective", "cosinus"],
+        [],
+    ),
+    "parametrization name": (
+        SERVER,
+        {"attack.options": {"parametrization": "pixel"}},
+        ["attack.options.parametrization"],
+        [],
+    ),
+    "dlg optimizer name": (
+        SERVER,
+        {"attack.name": "dlg", "attack.options": {"optimizer": "lbfgz"}},
+        ["attack.options.optimizer"],
+        [],
+    ),
+    "fedleak option typo": (
+        SERVER,
+        {"attack.name": "fedleak", "attack.options": {"mask": "x"}},
+        ["attack.options.mask"],
+        [],
+    ),
+    "strategy option typo": (
+        MALICIOUS,
+        {"threat.strategy_options": {"pussh": 1}},
+        ["threat.strategy_options", "pussh"],
+        [],
+    ),
+    "byzantine option typo": (
+        SERVER,
+        {"federation.byzantine": [{"name": "sign_flip", "clients": [1], "options": {"scal": 2.0}}]},
+        ["federation.byzantine[0]", "scal"],
+        [],
+    ),
+    "byzantine name": (
+        SERVER,
+        {"federation.byzantine": [{"name": "sign_flop", "clients": [1]}]},
+        ["sign_flop"],
+        [],
+    ),
     "data set name": (SERVER, {"data.name": "cifar11"}, ["data.name", "cifar11"], []),
     "model name": (SERVER, {"model.name": "lenet"}, ["model.name", "lenet"], []),
-    "aggregator name": (SERVER, {"defense.aggregator.name": "krums"},
-                        ["defense.aggregator.name", "krums"], []),
-    "bn matching without batchnorm": (SERVER, {
-        "model.norm": "none", "threat.knows_buffers": True, "attack.options": {"bn_weight": 0.1}},
-        ["attack.options.bn_weight", "BatchNorm"], []),
-    "labels not granted": (SERVER, {"attack.labels": "given"},
-                           ["knows_labels"], ["knows_buffers"]),
-    "buffers not granted": (SERVER, {"attack.options": {"bn_weight": 0.1}},
-                            ["knows_buffers"], ["knows_labels"]),
-    "uploads not sendable": (SERVER, {"attack.name": "malicious_client"},
-                             ["may_send_arbitrary_updates"], ["knows_labels", "knows_buffers"]),
+    "aggregator name": (
+        SERVER,
+        {"defense.aggregator.name": "krums"},
+        ["defense.aggregator.name", "krums"],
+        [],
+    ),
+    "bn matching without batchnorm": (
+        SERVER,
+        {"model.norm": "none", "threat.knows_buffers": True, "attack.options": {"bn_weight": 0.1}},
+        ["attack.options.bn_weight", "BatchNorm"],
+        [],
+    ),
+    "labels not granted": (SERVER, {"attack.labels": "given"}, ["knows_labels"], ["knows_buffers"]),
+    "buffers not granted": (
+        SERVER,
+        {"attack.options": {"bn_weight": 0.1}},
+        ["knows_buffers"],
+        ["knows_labels"],
+    ),
+    "uploads not sendable": (
+        SERVER,
+        {"attack.name": "malicious_client"},
+        ["may_send_arbitrary_updates"],
+        ["knows_labels", "knows_buffers"],
+    ),
 }
 
 
@@ -111,8 +160,15 @@ def test_one_bad_cell_fails_the_whole_sweep_at_expansion(case: str, tmp_path: Pa
     good = configured(base, {}, tmp_path / "empty")
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(good))
     bad_cell = {"seed": 1, **changes}
-    spec = {"base": "base.yaml", "grid": {"seed+" + "+".join(changes): [
-        [0, *[_value_at(good, k) for k in changes]], list(bad_cell.values())]}}
+    spec = {
+        "base": "base.yaml",
+        "grid": {
+            "seed+" + "+".join(changes): [
+                [0, *[_value_at(good, k) for k in changes]],
+                list(bad_cell.values()),
+            ]
+        },
+    }
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
     with pytest.raises(ConfigError) as info:
         load_sweep(tmp_path / "sweep.yaml")
@@ -131,8 +187,11 @@ def test_cli_refuses_with_one_line_and_exit_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "config.yaml"
-    path.write_text(json.dumps(configured(SERVER, {"attack.options": {"objective": "cosinus"}},
-                                          tmp_path / "empty")))
+    path.write_text(
+        json.dumps(
+            configured(SERVER, {"attack.options": {"objective": "cosinus"}}, tmp_path / "empty")
+        )
+    )
     monkeypatch.setattr("sys.argv", ["gradleak", "run", str(path), "--output", str(tmp_path / "o")])
     with pytest.raises(SystemExit) as info:
         main()

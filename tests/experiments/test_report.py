@@ -139,6 +139,8 @@ def test_components_read_as_written_in_table_cells() -> None:
 
     dp = {"name": "clip_noise", "clip_norm": 4.0, "noise_multiplier": 0.0005, "delta": None}
     assert format_component([dp]) == "clip_noise(clip_norm=4, noise_multiplier=0.0005)"
-    assert format_component([dp, {"name": "topk", "fraction": 0.1}]).endswith(" + topk(fraction=0.1)")
+    assert format_component([dp, {"name": "topk", "fraction": 0.1}]).endswith(
+        " + topk(fraction=0.1)"
+    )
     assert format_component([]) == "[]"
     assert format_component(0.123456) == "0.1235"

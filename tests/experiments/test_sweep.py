@@ -61,13 +61,18 @@ def test_grid_zip_and_set_expand_to_every_combination(tmp_path: Path) -> None:
 def test_a_tied_grid_axis_sets_its_keys_together(tmp_path: Path) -> None:
     path = write_sweep(
         tmp_path,
-        {"grid": {"data.name+data.labels": [["cifar10", "dataset"], ["celeba", "client"]],
-                  "seed": [0, 1]}},
+        {
+            "grid": {
+                "data.name+data.labels": [["cifar10", "dataset"], ["celeba", "client"]],
+                "seed": [0, 1],
+            }
+        },
     )
     runs = load_sweep(path).runs
     assert len(runs) == 4
     assert {(r.config.data.name, r.config.data.labels) for r in runs} == {
-        ("cifar10", "dataset"), ("celeba", "client")
+        ("cifar10", "dataset"),
+        ("celeba", "client"),
     }
     assert all(set(r.params) == {"data.name", "data.labels", "seed"} for r in runs)
 

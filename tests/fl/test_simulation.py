@@ -48,12 +48,16 @@ def test_executors_give_the_same_updates_and_buffers(threads: int) -> None:
     federation = federation_for(config_with())
     data = federation.data
     jobs = [
-        ClientJob(data.images[i : i + 4], data.labels[i : i + 4], federation.buffers, torch.Generator())
+        ClientJob(
+            data.images[i : i + 4], data.labels[i : i + 4], federation.buffers, torch.Generator()
+        )
         for i in (0, 8, 16)
     ]
     schedule = federation.rules.protocol.schedule
     rtol = rounding_tolerance(torch.float32, local_update_terms(federation))
-    reference = LoopExecutor(plain_training)(federation.model, federation.parameters, jobs, schedule)
+    reference = LoopExecutor(plain_training)(
+        federation.model, federation.parameters, jobs, schedule
+    )
     for executor in (VmapExecutor(), VmapExecutor(chunk=2)):
         batched = executor(federation.model, federation.parameters, jobs, schedule)
         for (ref_update, ref_buf), (update, buf) in zip(reference, batched, strict=True):
@@ -138,7 +142,9 @@ def test_averaged_buffers_are_the_weighted_mean_of_the_clients() -> None:
 
 
 def test_local_buffers_stay_with_their_clients() -> None:
-    federation = federation_for(config_with("federation.bn_buffers=local"), record=RecordSpec.of(peers=[0]))
+    federation = federation_for(
+        config_with("federation.bn_buffers=local"), record=RecordSpec.of(peers=[0])
+    )
     before = dict(federation.buffers)
     federation.run(2)
     assert all(torch.equal(federation.buffers[k], before[k]) for k in before)
@@ -162,20 +168,33 @@ def test_secure_aggregation_hides_uploads_and_changes_nothing_else() -> None:
 def _loss(federation) -> float:  # type: ignore[no-untyped-def]
     data = federation.data
     federation.model.eval()
-    return float(batch_loss(federation.model, federation.parameters, federation.buffers, data.images, data.labels))
+    return float(
+        batch_loss(
+            federation.model, federation.parameters, federation.buffers, data.images, data.labels
+        )
+    )
 
 
 def test_sign_flip_breaks_the_mean_but_not_krum() -> None:
     common = [
-        "federation.num_clients=7", "model.name=mlp", "model.width=1", "federation.protocol=fedsgd",
-        "federation.local_lr=0.5", "federation.batch_size=8", "data.partition.scheme=iid",
+        "federation.num_clients=7",
+        "model.name=mlp",
+        "model.width=1",
+        "federation.protocol=fedsgd",
+        "federation.local_lr=0.5",
+        "federation.batch_size=8",
+        "data.partition.scheme=iid",
         "federation.byzantine=[{name: sign_flip, clients: [0, 1], options: {scale: 4.0}}]",
     ]
     data = synthetic_data(112)
     results = {}
     for rule in ("mean", "krum"):
-        federation = federation_for(config_with(*common, f"defense.aggregator.name={rule}",
-                                                "defense.aggregator.num_byzantine=2"), data)
+        federation = federation_for(
+            config_with(
+                *common, f"defense.aggregator.name={rule}", "defense.aggregator.num_byzantine=2"
+            ),
+            data,
+        )
         start = _loss(federation)
         federation.run(8)
         results[rule] = _loss(federation) - start

@@ -32,18 +32,33 @@ SAMPLES = {
         ("federation.clients_per_round=5", "clients_per_round=5 exceeds"),
         ("defense.aggregator.name=krum", "krum"),
         ("federation.num_clients=12", "samples"),
-        ("defense.client=[{name: clip_noise, clip_norm: 1.0, noise_multiplier: -1.0}]", "noise_multiplier"),
+        (
+            "defense.client=[{name: clip_noise, clip_norm: 1.0, noise_multiplier: -1.0}]",
+            "noise_multiplier",
+        ),
         ("defense.dp_sgd={delta: 1.5}", "delta"),
     ],
 )
 def test_impossible_federations_exit_with_status_2(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-    override: str, message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    override: str,
+    message: str,
 ) -> None:
     config = tmp_path / "train.yaml"
     config.write_text(yaml.safe_dump(SAMPLES))
     extra = ["--set", "defense.aggregator.num_byzantine=1"] if "krum" in override else []
-    argv = ["gradleak", "train", str(config), "--output", str(tmp_path / "out"), "--set", override, *extra]
+    argv = [
+        "gradleak",
+        "train",
+        str(config),
+        "--output",
+        str(tmp_path / "out"),
+        "--set",
+        override,
+        *extra,
+    ]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as exit_info:
         cli.main()
@@ -67,8 +82,9 @@ def run_train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, override: str) ->
     config = tmp_path / "train.yaml"
     config.write_text(yaml.safe_dump(SAMPLES))
     out = tmp_path / "out"
-    monkeypatch.setattr(sys, "argv", ["gradleak", "train", str(config), "--output", str(out),
-                                      "--set", override])
+    monkeypatch.setattr(
+        sys, "argv", ["gradleak", "train", str(config), "--output", str(out), "--set", override]
+    )
     with pytest.raises(SystemExit) as exit_info:
         cli.main()
     assert exit_info.value.code == 0
@@ -82,9 +98,17 @@ def test_train_writes_accuracy_per_round(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_server_threat_at_round_k_sees_the_victims_real_upload() -> None:
     overrides = [
-        "data.name=samples", "model.name=mlp", "model.width=1", "federation.num_clients=2",
-        "federation.batch_size=3", "federation.protocol=fedavg", "federation.local_steps=2",
-        "federation.rounds=3", "threat.round=2", "threat.victim=1", "data.partition.scheme=iid",
+        "data.name=samples",
+        "model.name=mlp",
+        "model.width=1",
+        "federation.num_clients=2",
+        "federation.batch_size=3",
+        "federation.protocol=fedavg",
+        "federation.local_steps=2",
+        "federation.rounds=3",
+        "threat.round=2",
+        "threat.victim=1",
+        "data.partition.scheme=iid",
     ]
     config = config_with(*overrides)
     scenario = THREATS.get("server")(config, torch.device("cpu"))
@@ -98,7 +122,12 @@ def test_server_threat_at_round_k_sees_the_victims_real_upload() -> None:
     initial = federation_for(config, data=_samples(config)).parameters
     assert not torch.equal(start["1.weight"], initial["1.weight"])
     expected, _ = local_update(
-        reference.model, start, scenario.target.buffers, images, labels, reference.rules.protocol.schedule
+        reference.model,
+        start,
+        scenario.target.buffers,
+        images,
+        labels,
+        reference.rules.protocol.schedule,
     )
     for name, value in expected.items():
         torch.testing.assert_close(scenario.target.observed_update[name], value)

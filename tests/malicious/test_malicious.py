@@ -96,9 +96,17 @@ def test_bad_inputs_are_config_errors(overrides: list[str], message: str) -> Non
 def test_end_to_end_scores_only_the_victims(
     data_root: Path, tmp_path: Path, rule: str, strategy: str, scored: list[int]
 ) -> None:
-    config = load_config(CONFIG, [f"defense.aggregator.name={rule}", f"threat.strategy={strategy}",
-                                  "threat.strategy_options={}" if strategy == "auto" else
-                                  "threat.strategy_options={steps: 3, samples: 4}", "attack.iterations=2"])
+    config = load_config(
+        CONFIG,
+        [
+            f"defense.aggregator.name={rule}",
+            f"threat.strategy={strategy}",
+            "threat.strategy_options={}"
+            if strategy == "auto"
+            else "threat.strategy_options={steps: 3, samples: 4}",
+            "attack.iterations=2",
+        ],
+    )
     metrics = run_experiment(config, tmp_path)
     scenario = metrics["scenario"]
     assert scenario["scored_clients"] == scored
@@ -108,16 +116,23 @@ def test_end_to_end_scores_only_the_victims(
 
 @pytest.mark.parametrize(
     ("rule", "passed"),
-    [("multikrum", lambda s: s["malicious_selected"] == 1.0 and s["victim_selected"]),
-     ("trimmed_mean", lambda s: s["malicious_in_window"] > 0.5)],
+    [
+        ("multikrum", lambda s: s["malicious_selected"] == 1.0 and s["victim_selected"]),
+        ("trimmed_mean", lambda s: s["malicious_in_window"] > 0.5),
+    ],
 )
 def test_joint_passes_the_rule_in_most_rounds(data_root: Path, rule: str, passed: Any) -> None:
     """Joint strategy end to end over 2 attacked rounds (step (a), the dummy inversion, runs in
     round 1): Multi-Krum selects the uploads and the victim, and under the trimmed mean the
     uploads' values stay inside the trimmed range on most coordinates, in every round."""
-    overrides = [f"defense.aggregator.name={rule}", "threat.strategy=joint", "federation.rounds=2",
-                 "attack.iterations=2", "defense.aggregator.beta=0.25",
-                 "threat.strategy_options={steps: 3, samples: 4, inversion_steps: 1}"]
+    overrides = [
+        f"defense.aggregator.name={rule}",
+        "threat.strategy=joint",
+        "federation.rounds=2",
+        "attack.iterations=2",
+        "defense.aggregator.beta=0.25",
+        "threat.strategy_options={steps: 3, samples: 4, inversion_steps: 1}",
+    ]
     if rule == "trimmed_mean":
         overrides += ["threat.num_malicious=2", "threat.victim=2"]
     scenario = malicious_peer(load_config(CONFIG, overrides), torch.device("cpu"))
@@ -129,8 +144,16 @@ def test_joint_passes_the_rule_in_most_rounds(data_root: Path, rule: str, passed
 def test_awaiting_the_victim_attacks_a_round_that_exposed_it(data_root: Path) -> None:
     """Faces labelled by client, seed 1: Krum exposes the victim in most rounds, and the
     attacker's belief (the exposed update's counted labels are the victim's) is never wrong."""
-    config = load_config(CONFIG, ["data.name=celeba", "data.labels=client", "seed=1",
-                                  "federation.rounds=3", "threat.await_victim=true"])
+    config = load_config(
+        CONFIG,
+        [
+            "data.name=celeba",
+            "data.labels=client",
+            "seed=1",
+            "federation.rounds=3",
+            "threat.await_victim=true",
+        ],
+    )
     summary = malicious_peer(config, torch.device("cpu")).summary
     stealth = summary["stealth"]
     assert summary["awaited_round"] is not None

@@ -64,8 +64,14 @@ class GradientMatchingAttack(Attack):
         labels = self.fixed_labels(target)
         factory, settings = self.parametrization()
         best = self.run_trials(
-            target, self.loss(target), labels, factory, settings, self.loop_settings(),
-            self.config.restarts, callback,
+            target,
+            self.loss(target),
+            labels,
+            factory,
+            settings,
+            self.loop_settings(),
+            self.config.restarts,
+            callback,
         )
         if labels is None:
             labels = best.extra[0].argmax(-1)

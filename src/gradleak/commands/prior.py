@@ -39,16 +39,28 @@ def _widths(text: str) -> tuple[int, ...]:
 
 @prior_app.command("train")
 def train(
-    data: Annotated[str, typer.Option("--data", help="Data set name (cifar10, celeba, imagefolder, ...).")],
+    data: Annotated[
+        str, typer.Option("--data", help="Data set name (cifar10, celeba, imagefolder, ...).")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Model folder to write.")],
-    root: Annotated[Path | None, typer.Option("--root", help="Data root (default: the data folder).")] = None,
-    split: Annotated[str, typer.Option("--split", help="train or test; train keeps test images unseen.")] = "train",
-    image_size: Annotated[int, typer.Option("--image-size", help="Side of the square images.")] = 32,
-    max_images: Annotated[int | None, typer.Option("--max-images", help="Use only this many images.")] = None,
+    root: Annotated[
+        Path | None, typer.Option("--root", help="Data root (default: the data folder).")
+    ] = None,
+    split: Annotated[
+        str, typer.Option("--split", help="train or test; train keeps test images unseen.")
+    ] = "train",
+    image_size: Annotated[
+        int, typer.Option("--image-size", help="Side of the square images.")
+    ] = 32,
+    max_images: Annotated[
+        int | None, typer.Option("--max-images", help="Use only this many images.")
+    ] = None,
     steps: Annotated[int, typer.Option("--steps", help="Optimiser steps.")] = 2000,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
     lr: Annotated[float, typer.Option("--lr")] = 2e-4,
-    widths: Annotated[str, typer.Option("--widths", help="UNet block widths, e.g. 32,64,64.")] = "32,64,64",
+    widths: Annotated[
+        str, typer.Option("--widths", help="UNet block widths, e.g. 32,64,64.")
+    ] = "32,64,64",
     attention: Annotated[bool, typer.Option("--attention/--no-attention")] = False,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every")] = 500,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -62,8 +74,17 @@ def train(
     if split not in ("train", "test"):
         raise ConfigError(f"--split must be train or test, got {split!r}")
     if min(steps, batch_size, checkpoint_every, image_size) < 1 or lr <= 0:
-        raise ConfigError("--steps, --batch-size, --checkpoint-every, --image-size and --lr must be positive")
-    cfg = DataConfig(name=data, root=root, split=split, image_size=image_size, max_images=max_images, shuffle=True)  # type: ignore[arg-type]
+        raise ConfigError(
+            "--steps, --batch-size, --checkpoint-every, --image-size and --lr must be positive"
+        )
+    cfg = DataConfig(
+        name=data,
+        root=root,
+        split=split,  # type: ignore[arg-type]
+        image_size=image_size,
+        max_images=max_images,
+        shuffle=True,
+    )
     dataset = load_dataset(cfg, seed)
     settings = PriorTrainSettings(
         steps=steps,
@@ -95,5 +116,7 @@ def train(
             resolve_device(device or "auto"),
             lambda step, loss: bar.update(task, completed=step, loss=loss),
         )
-    tail = losses[-min(50, len(losses)):]
-    console.print(f"saved {output} (mean loss of the last {len(tail)} steps: {sum(tail) / len(tail):.4f})")
+    tail = losses[-min(50, len(losses)) :]
+    console.print(
+        f"saved {output} (mean loss of the last {len(tail)} steps: {sum(tail) / len(tail):.4f})"
+    )

@@ -41,8 +41,13 @@ def _train(config: ExperimentConfig, progress: bool) -> dict[str, Any]:
     federation = build_federation(config, train, model)
     accuracy: list[float] = []
     with Progress(
-        TextColumn("[bold]round"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.description}"),
-        TimeElapsedColumn(), console=console, disable=not progress,
+        TextColumn("[bold]round"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not progress,
     ) as bar:
         task = bar.add_task("", total=config.federation.rounds)
         for _ in range(config.federation.rounds):

@@ -76,7 +76,9 @@ def honest_round(setting: Setting, generator: torch.Generator) -> tuple[Tensor, 
     return clean[:h] + noise, clean[:h], clean[h]
 
 
-def victim_metrics(result: AggregationResult, revealed: Tensor, victim: Tensor, row: int) -> list[float]:
+def victim_metrics(
+    result: AggregationResult, revealed: Tensor, victim: Tensor, row: int
+) -> list[float]:
     if result.sources is not None:
         coordinates = float((result.sources == row).any(dim=0).double().mean())
     else:
@@ -86,16 +88,24 @@ def victim_metrics(result: AggregationResult, revealed: Tensor, victim: Tensor, 
     return [float(result.contributions[row]), coordinates, cosine, error]
 
 
-def one_trial(setting: Setting, attacker: str, generator: torch.Generator) -> tuple[list[float], float | None]:
+def one_trial(
+    setting: Setting, attacker: str, generator: torch.Generator
+) -> tuple[list[float], float | None]:
     """Victim weight, victim coordinates, cosine, relative error; and the malicious uploads'
     selection (or in-window) rate."""
     n, f = setting.num_clients, setting.num_malicious
-    aggregator = build_aggregator(AggregatorConfig(name=setting.rule, num_byzantine=f, beta=setting.beta), n)
+    aggregator = build_aggregator(
+        AggregatorConfig(name=setting.rule, num_byzantine=f, beta=setting.beta), n
+    )
     shape = RuleShape.of(setting.rule, aggregator, n, f)
     uploads, clean, own = honest_round(setting, generator)
     spread = torch.full_like(own, setting.spread / setting.dimension**0.5)
     spread = (spread.square() + (setting.noise * (setting.clip or 1.0)) ** 2).sqrt()
-    error = setting.estimate_error * spread * torch.randn(own.shape, generator=generator, dtype=own.dtype)
+    error = (
+        setting.estimate_error
+        * spread
+        * torch.randn(own.shape, generator=generator, dtype=own.dtype)
+    )
     estimate = Estimate(clean[0] + error, own, spread)
     strategy = Passive() if attacker == "honest" else build_strategy("auto", setting.rule, {})
     plan = strategy.plan(shape, estimate, generator)
@@ -104,7 +114,9 @@ def one_trial(setting: Setting, attacker: str, generator: torch.Generator) -> tu
         malicious = torch.stack([clip_to_norm(row, setting.clip) for row in malicious])
     noise_std = setting.noise * (setting.clip or 1.0)
     if noise_std > 0:  # the uploads are noised like honest ones (as MaliciousClient does)
-        malicious = malicious + noise_std * torch.randn(malicious.shape, generator=generator, dtype=malicious.dtype)
+        malicious = malicious + noise_std * torch.randn(
+            malicious.shape, generator=generator, dtype=malicious.dtype
+        )
     result = aggregator(torch.cat([uploads, malicious]))
     revealed = strategy.reveal(shape, result.aggregate, plan)
     picked = None
@@ -112,7 +124,9 @@ def one_trial(setting: Setting, attacker: str, generator: torch.Generator) -> tu
     if result.selected is not None:
         picked = sum(r in set(result.selected.tolist()) for r in rows) / f
     elif result.sources is not None:
-        picked = float(torch.stack([(result.sources == r).any(dim=0) for r in rows]).double().mean())
+        picked = float(
+            torch.stack([(result.sources == r).any(dim=0) for r in rows]).double().mean()
+        )
     return victim_metrics(result, revealed.update, clean[0], 0), picked
 
 
@@ -126,5 +140,12 @@ def analyse(setting: Setting, attacker: str, trials: int, seed: int = 0) -> Surv
         if picked is not None:
             picks.append(picked)
     means = torch.tensor(rows).mean(dim=0).tolist()
-    return Survival(attacker, means[0], closed_form(setting, attacker), means[1], means[2], means[3],
-                    sum(picks) / len(picks) if picks else None)
+    return Survival(
+        attacker,
+        means[0],
+        closed_form(setting, attacker),
+        means[1],
+        means[2],
+        means[3],
+        sum(picks) / len(picks) if picks else None,
+    )

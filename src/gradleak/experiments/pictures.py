@@ -34,7 +34,10 @@ def save_reconstruction_grid(
     columns = min(count, max_columns)
     row_pairs = math.ceil(count / columns)
     fig, axes = plt.subplots(
-        2 * row_pairs, columns, figsize=(max(1.3 * columns + 0.4, 3.4), 2.9 * row_pairs + 0.4), squeeze=False
+        2 * row_pairs,
+        columns,
+        figsize=(max(1.3 * columns + 0.4, 3.4), 2.9 * row_pairs + 0.4),
+        squeeze=False,
     )
     gray = truth.shape[1] == 1
     for ax in axes.flat:
@@ -44,10 +47,26 @@ def save_reconstruction_grid(
         axes[r][c].imshow(_to_hwc(truth[i]), cmap="gray" if gray else None, vmin=0, vmax=1)
         axes[r + 1][c].imshow(_to_hwc(recon[i]), cmap="gray" if gray else None, vmin=0, vmax=1)
         axes[r + 1][c].set_title(f"{psnr[i]:.1f} dB", fontsize=8, y=-0.22)
-    axes[0][0].text(-0.15, 0.5, "truth", rotation=90, va="center", ha="right",
-                    transform=axes[0][0].transAxes, fontsize=8)
-    axes[1][0].text(-0.15, 0.5, "recon", rotation=90, va="center", ha="right",
-                    transform=axes[1][0].transAxes, fontsize=8)
+    axes[0][0].text(
+        -0.15,
+        0.5,
+        "truth",
+        rotation=90,
+        va="center",
+        ha="right",
+        transform=axes[0][0].transAxes,
+        fontsize=8,
+    )
+    axes[1][0].text(
+        -0.15,
+        0.5,
+        "recon",
+        rotation=90,
+        va="center",
+        ha="right",
+        transform=axes[1][0].transAxes,
+        fontsize=8,
+    )
     if title:
         fig.suptitle(title, fontsize=8, wrap=True)
     fig.tight_layout()

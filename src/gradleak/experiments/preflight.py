@@ -34,6 +34,7 @@ from gradleak.registry import Registry
 
 T = TypeVar("T")
 
+
 def named(key: str, registry: Registry[T], name: str) -> T:
     """``registry``'s component ``name``; an unknown name is one line that names ``key``."""
     try:

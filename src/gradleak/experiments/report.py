@@ -228,7 +228,9 @@ def format_component(value: Any) -> str:
     with unset fields left out (``clip_noise(clip_norm=4.0, noise_multiplier=0.0005)``), rather
     than as JSON that wraps over ten lines; ``[]`` stays ``[]``. Other values: ``format_cell``."""
     if isinstance(value, dict) and isinstance(value.get("name"), str):
-        fields = ", ".join(f"{k}={format_cell(v)}" for k, v in value.items() if k != "name" and v is not None)
+        fields = ", ".join(
+            f"{k}={format_cell(v)}" for k, v in value.items() if k != "name" and v is not None
+        )
         return f"{value['name']}({fields})"
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         return " + ".join(format_component(v) for v in value)

@@ -129,7 +129,9 @@ def _run(
     config = preflight(config)
     attack = build_attack(config)
     device = resolve_device(config.device)
-    run_folder.check_writable(output_dir)  # a full or read-only disk fails now, not after the attack
+    run_folder.check_writable(
+        output_dir
+    )  # a full or read-only disk fails now, not after the attack
     scenario = THREATS.get(config.threat.attacker)(config, device)
     attack.check(scenario.target.capabilities)
     if progress and callback is None:
@@ -140,7 +142,11 @@ def _run(
     else:
         recon = attack.reconstruct(scenario.target, callback)
     with signals_held():  # the attack is done: scoring and writing are not interrupted
-        lpips = LPIPS.load(config.metrics.lpips_backbone, config.metrics.lpips_weights) if config.metrics.lpips else None
+        lpips = (
+            LPIPS.load(config.metrics.lpips_backbone, config.metrics.lpips_weights)
+            if config.metrics.lpips
+            else None
+        )
         truth = scenario.truth
         report = score_reconstruction(
             recon.images.detach().cpu(),

@@ -44,7 +44,9 @@ def round_stealth(
         report["malicious_in_window"] = float(
             torch.stack([(result.sources == r).any(dim=0) for r in bad]).float().mean()
         )
-        report["victim_source_fraction"] = float((result.sources == rows[victim]).any(dim=0).float().mean())
+        report["victim_source_fraction"] = float(
+            (result.sources == rows[victim]).any(dim=0).float().mean()
+        )
     return report
 
 
@@ -76,7 +78,9 @@ def test_data(config: ExperimentConfig, used: ImageDataset) -> ImageDataset | No
     return extended.subset(torch.arange(len(used), len(extended)))
 
 
-def accuracy_report(attacked: Federation, honest: Federation, test: ImageDataset | None) -> dict[str, Any]:
+def accuracy_report(
+    attacked: Federation, honest: Federation, test: ImageDataset | None
+) -> dict[str, Any]:
     """Test accuracy of both global models (None without test images) and their difference."""
     if test is None:
         return {"test_accuracy_attacked": None, "test_accuracy_honest": None, "test_images": 0}

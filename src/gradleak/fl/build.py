@@ -61,7 +61,9 @@ def federation_data(config: ExperimentConfig) -> ImageDataset:
     return data
 
 
-def federation_rules(config: ExperimentConfig, model: nn.Module, device: torch.device) -> FederationRules:
+def federation_rules(
+    config: ExperimentConfig, model: nn.Module, device: torch.device
+) -> FederationRules:
     fed, defense = config.federation, config.defense
     protocol = protocol_info(config)
     check_sampling(protocol)
@@ -97,7 +99,11 @@ def build_federation(
     rules = rules or federation_rules(config, model, device)
     caps = capabilities or Capabilities(sees_individual_updates=not rules.secure_aggregation)
     context = ObservationContext.of(
-        model, rules.protocol, caps, (data.channels, data.image_size, data.image_size), data.num_classes
+        model,
+        rules.protocol,
+        caps,
+        (data.channels, data.image_size, data.image_size),
+        data.num_classes,
     )
     federation = Federation(model, data, client_parts(config, data), rules, context, record)
     federation.run_until(0)

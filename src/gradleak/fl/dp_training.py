@@ -34,7 +34,9 @@ class DpSgdTrainer:
     @classmethod
     def for_model(cls, cfg: DpSgdConfig, model: nn.Module) -> DpSgdTrainer:
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-            raise ConfigError("DP-SGD cannot train a model with BatchNorm; set model.norm=groupnorm")
+            raise ConfigError(
+                "DP-SGD cannot train a model with BatchNorm; set model.norm=groupnorm"
+            )
         return cls(cfg.clip_norm, cfg.noise_multiplier)
 
     def __call__(
@@ -84,7 +86,6 @@ def dp_sgd_epsilon(
     rate = min(1.0, minibatch / min_client_size)
     steps = schedule.steps * rounds
     return dp_epsilon(cfg.noise_multiplier, rate, steps, cfg.delta)
-
 
 
 def reported_epsilon(

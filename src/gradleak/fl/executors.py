@@ -52,7 +52,9 @@ def plain_training(
     return local_update(model, params, job.buffers, job.images, job.labels, schedule)
 
 
-Executor = Callable[[nn.Module, Params, Sequence[ClientJob], LocalSchedule], list[tuple[Params, Params]]]
+Executor = Callable[
+    [nn.Module, Params, Sequence[ClientJob], LocalSchedule], list[tuple[Params, Params]]
+]
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,9 @@ def _train_one(
     ``vmap`` batches over the clients."""
     step_grad = func_gradient(model)
 
-    def train(params: Params, buffers: Params, images: Tensor, labels: Tensor) -> tuple[Params, Params]:
+    def train(
+        params: Params, buffers: Params, images: Tensor, labels: Tensor
+    ) -> tuple[Params, Params]:
         return sgd_steps(step_grad, params, buffers, images, labels, schedule)
 
     return train
@@ -127,7 +131,9 @@ def loop_executor(settings: ExecutorSettings) -> Executor:
 @EXECUTORS.register("vmap")
 def vmap_executor(settings: ExecutorSettings) -> Executor:
     if settings.trainer is not plain_training:
-        raise ConfigError("the vmap executor runs plain local SGD only; use federation.executor=loop")
+        raise ConfigError(
+            "the vmap executor runs plain local SGD only; use federation.executor=loop"
+        )
     return VmapExecutor(settings.chunk)
 
 

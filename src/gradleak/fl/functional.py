@@ -50,7 +50,9 @@ def forward(model: nn.Module, params: Params, buffers: Params, images: Tensor) -
     return functional_call(model, {**params, **buffers}, (images,))
 
 
-def batch_loss(model: nn.Module, params: Params, buffers: Params, images: Tensor, labels: Tensor) -> Tensor:
+def batch_loss(
+    model: nn.Module, params: Params, buffers: Params, images: Tensor, labels: Tensor
+) -> Tensor:
     return cross_entropy(forward(model, params, buffers, images), labels)
 
 

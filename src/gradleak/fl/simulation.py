@@ -150,11 +150,15 @@ class Federation:
         self.batches[t] = indices
         start_buffers = {k: self.local_buffers.get(k, self.buffers) for k in sampled}
         batches: dict[int, Batch] = {
-            k: (self.data.images[indices[k]].to(self.device), self.data.labels[indices[k]].to(self.device))
+            k: (
+                self.data.images[indices[k]].to(self.device),
+                self.data.labels[indices[k]].to(self.device),
+            )
             for k in sampled
         }
         jobs = [
-            ClientJob(*batches[k], start_buffers[k], self._generator("train", t, k)) for k in sampled
+            ClientJob(*batches[k], start_buffers[k], self._generator("train", t, k))
+            for k in sampled
         ]
         self.model.train(rules.protocol.train_mode)
         trained = rules.executor(self.model, self.parameters, jobs, rules.protocol.schedule)

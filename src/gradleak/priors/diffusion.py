@@ -189,7 +189,9 @@ def sdedit(prior: DiffusionPrior, images: Tensor, settings: RefineSettings) -> T
 
 
 @REFINERS.register("ddrm")
-def ddrm_super_resolution(prior: DiffusionPrior, images: Tensor, settings: RefineSettings) -> Tensor:
+def ddrm_super_resolution(
+    prior: DiffusionPrior, images: Tensor, settings: RefineSettings
+) -> Tensor:
     """DDIM with the low-frequency consistency projection onto the inversion at every step."""
     generator = torch.Generator().manual_seed(settings.seed)
     project = low_frequency_projection(images * 2 - 1, settings.scale, settings.consistency)

@@ -88,7 +88,7 @@ def train_ddpm(
     losses: list[float] = []
     for step in range(1, settings.steps + 1):
         idx = torch.randint(0, images.shape[0], (settings.batch_size,), generator=generator)
-        clean = (images[idx].to(device) * 2 - 1)
+        clean = images[idx].to(device) * 2 - 1
         if torch.rand((), generator=generator) < 0.5:
             clean = clean.flip(-1)
         noise = torch.randn(clean.shape, generator=generator).to(device)

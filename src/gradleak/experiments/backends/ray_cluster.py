@@ -25,6 +25,7 @@ CONNECT_TIMEOUT_S = 5.0
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
 
+
 def _import_ray() -> Any:
     try:
         import ray
@@ -116,4 +117,3 @@ class RayBackend(Backend):
         for ref in self._refs:
             self._ray.cancel(ref, force=True)
         self._ray.shutdown()
-

@@ -56,7 +56,9 @@ def exposed_clients(groups: int, honest: list[int], victim: int, selected: list[
     return [victim, *used, *rest][:groups]
 
 
-def victim_exposed(history: ClientHistory, exposure: Exposure, round_: int, victim: int) -> bool | None:
+def victim_exposed(
+    history: ClientHistory, exposure: Exposure, round_: int, victim: int
+) -> bool | None:
     """Whether a round exposed the victim's update alone, as the attacker can tell: one
     client's update whose last-layer labels are all the victim's (granted). None when the rule
     does not expose one client or the victim's labels are not granted."""
@@ -81,16 +83,22 @@ def malicious_peer(config: ExperimentConfig, device: torch.device) -> Scenario:
     data = federation_data(config)
     model = build_model_for(config, data, device)
     rules = federation_rules(config, model, device)
-    shape = RuleShape.of(config.defense.aggregator.name, rules.aggregator, fed.num_clients, len(ids))
+    shape = RuleShape.of(
+        config.defense.aggregator.name, rules.aggregator, fed.num_clients, len(ids)
+    )
     protocol = rules.protocol
     client = MaliciousClient(tuple(ids), victim, build_strategy(threat.strategy, shape.name, threat.strategy_options),
                              shape, copy.deepcopy(model), protocol.schedule, protocol.server_lr, threat.round,
                              client_dp(config), protocol.train_mode)  # fmt: skip
     rules = replace(rules, byzantine={**rules.byzantine, **dict.fromkeys(ids, client)})
-    federation = build_federation(config, data, model, capabilities_of(config), RecordSpec.of(peers=[ids[0]]), rules)
+    federation = build_federation(
+        config, data, model, capabilities_of(config), RecordSpec.of(peers=[ids[0]]), rules
+    )
     rounds = list(range(threat.round, fed.rounds))
     outcomes = [federation.run_round() for _ in range(fed.rounds)]
-    stealth = [scoring_malicious.outcome_stealth(o, ids, victim) for o in outcomes if o.round in rounds]
+    stealth = [
+        scoring_malicious.outcome_stealth(o, ids, victim) for o in outcomes if o.round in rounds
+    ]
     selected = {o.round: scoring_malicious.selected_clients(o) for o in outcomes}
     history = federation.client_history(ids[0])
     honest = [k for k in range(fed.num_clients) if k not in ids]
@@ -99,7 +107,9 @@ def malicious_peer(config: ExperimentConfig, device: torch.device) -> Scenario:
         record = history.round(t)
         revealed = client.revealed_between(t, record.parameters, record.next_parameters)
         claimed = exposed_clients(revealed.groups, honest, victim, selected[rounds[0]])
-        return Exposure(revealed.update, revealed.groups, tuple(claimed), revealed.rule, revealed.uploads)
+        return Exposure(
+            revealed.update, revealed.groups, tuple(claimed), revealed.rule, revealed.uploads
+        )
 
     exposures = {t: exposure(t) for t in rounds}
     awaited: dict[str, Any] = {}

@@ -109,12 +109,16 @@ class MaliciousClient:
         layout = ParamLayout.of(context.parameters)
 
         def update(x: Tensor, y: Tensor) -> Tensor:
-            delta, _ = local_update(self.model, context.parameters, context.buffers, x, y, self.schedule)
+            delta, _ = local_update(
+                self.model, context.parameters, context.buffers, x, y, self.schedule
+            )
             flat = layout.flatten(delta)
             return flat if self.dp is None else clip_to_norm(flat, self.dp.clip_norm)
 
         centre = update(images, labels)
-        singles = torch.stack([update(images[i : i + 1], labels[i : i + 1]) for i in range(len(labels))])
+        singles = torch.stack(
+            [update(images[i : i + 1], labels[i : i + 1]) for i in range(len(labels))]
+        )
         spread = singles.std(dim=0, correction=0) / len(labels) ** 0.5
         if self.dp is not None:
             spread = (spread.square() + self.dp.noise_std**2).sqrt()
@@ -164,5 +168,7 @@ class MaliciousClient:
         previous = round_ - 1
         if previous not in self.plans or round_ not in self.models_seen:
             return None
-        revealed = self.revealed_between(previous, self.models_seen[previous], self.models_seen[round_])
+        revealed = self.revealed_between(
+            previous, self.models_seen[previous], self.models_seen[round_]
+        )
         return revealed.update if revealed.groups == 1 and revealed.rule is None else None

@@ -40,7 +40,9 @@ class RuleShape:
         return self.num_clients - self.num_malicious
 
     @classmethod
-    def of(cls, name: str, aggregator: Aggregator, num_clients: int, num_malicious: int) -> RuleShape:
+    def of(
+        cls, name: str, aggregator: Aggregator, num_clients: int, num_malicious: int
+    ) -> RuleShape:
         n = num_clients
         window = None
         if isinstance(aggregator, CoordinateMedian):
@@ -106,9 +108,14 @@ TOLERANCE = {"krum": (2, 3), "multikrum": (2, 3), "bulyan": (4, 3), "median": (2
              "trimmed_mean": (2, 1), "mean": (1, 1)}  # fmt: skip
 """rule -> (a, b): the rule stays meaningful against f attackers only when n >= a·f + b."""
 
-AUTO = {"mean": "passive", "krum": "selection_steering", "multikrum": "selection_steering",
-        "bulyan": "selection_steering", "median": "coordinate_steering",
-        "trimmed_mean": "coordinate_steering"}
+AUTO = {
+    "mean": "passive",
+    "krum": "selection_steering",
+    "multikrum": "selection_steering",
+    "bulyan": "selection_steering",
+    "median": "coordinate_steering",
+    "trimmed_mean": "coordinate_steering",
+}
 
 
 def strategy_name(name: str, rule: str) -> str:
@@ -116,7 +123,9 @@ def strategy_name(name: str, rule: str) -> str:
     if name != "auto":
         return name
     if rule not in AUTO:
-        raise ConfigError(f"no malicious strategy targets aggregator {rule!r}; known: {sorted(AUTO)}")
+        raise ConfigError(
+            f"no malicious strategy targets aggregator {rule!r}; known: {sorted(AUTO)}"
+        )
     return AUTO[rule]
 
 
@@ -237,8 +246,13 @@ class CoordinateSteering(Strategy):
                 rows.append(window_value + 1e-6 * i * spread)
             else:
                 below = (i - inside) < low
-                rows.append(torch.where(below, estimate.centre - self.far * spread,
-                                        estimate.centre + self.far * spread))
+                rows.append(
+                    torch.where(
+                        below,
+                        estimate.centre - self.far * spread,
+                        estimate.centre + self.far * spread,
+                    )
+                )
         return Plan(torch.stack(rows))
 
     def reveal(self, rule: RuleShape, aggregate: Tensor, plan: Plan) -> Revealed:
