@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from pydantic import ValidationError as PydanticValidationError
 from torch import Tensor, nn
 
 import gradleak.attacks  # noqa: F401 - registers the built-in attacks
@@ -41,14 +42,18 @@ rather than the attack's own options."""
 class AttackResult:
     """The reconstructed images (B, C, H, W) in [0, 1], their labels (given or recovered),
     and the attack's whole :class:`~gradleak.attacks.base.Reconstruction` (loss trace, best
-    loss, divergence)."""
+    loss, divergence). ``labels_given``: the labels are the caller's, so scoring reports no
+    label accuracy for them, as a run with ``attack.labels=given`` does."""
 
     images: Tensor
     labels: Tensor | None
     trace: Reconstruction
+    labels_given: bool = False
 
 
-def build_attack(name: str, iterations: int, labels_given: bool, options: Mapping[str, Any]) -> Attack:
+def build_attack(
+    name: str, iterations: int, labels_given: bool, options: Mapping[str, Any]
+) -> Attack:
     """The registered attack ``name`` as a config would build it: the shared knobs in
     ``options`` go to the attack section, the rest to the attack's own options model."""
     if not isinstance(options, Mapping):
@@ -59,15 +64,20 @@ def build_attack(name: str, iterations: int, labels_given: bool, options: Mappin
         attack_class = ATTACKS.get(name)
     except UnknownNameError as exc:
         raise UnknownNameError(f"attack name: {exc}") from None
-    config = AttackConfig.model_validate(
-        {
-            "name": name,
-            "iterations": iterations,
-            "labels": "given" if labels_given else "recovered",
-            "options": own,
-            **shared,
-        }
-    )
+    section = {
+        "name": name,
+        "iterations": iterations,
+        "labels": "given" if labels_given else "recovered",
+        "options": own,
+        **shared,
+    }
+    try:
+        config = AttackConfig.model_validate(section)
+    except PydanticValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        where = f"options.{key}" if key in SHARED_KNOBS else key
+        raise ConfigError(f"{where}: {err['msg']}") from None
     return attack_class(config)
 
 
@@ -193,7 +203,7 @@ def attack(
         else:
             check_init(init, target, attack_)
         recon = attack_.reconstruct(target, callback)
-    return AttackResult(recon.images.detach(), recon.labels, recon)
+    return AttackResult(recon.images.detach(), recon.labels, recon, batch.labels is not None)
 
 
 def score(
@@ -203,8 +213,11 @@ def score(
 ) -> dict[str, Any]:
     """The metrics ``gradleak run`` writes for a reconstruction (PSNR, SSIM, LPIPS when its
     weights are installed, label accuracy when both label sets are known, per image after
-    matching), for a result of :func:`attack` or a plain (B, C, H, W) tensor in [0, 1]."""
-    if isinstance(rec, AttackResult | Reconstruction):
+    matching), for a result of :func:`attack` or a plain (B, C, H, W) tensor in [0, 1].
+    Label accuracy is None for labels the caller gave the attack, as in a run."""
+    if isinstance(rec, AttackResult):
+        images, labels = rec.images, None if rec.labels_given else rec.labels
+    elif isinstance(rec, Reconstruction):
         images, labels = rec.images, rec.labels
     elif isinstance(rec, Tensor):
         images, labels = rec, None

@@ -166,7 +166,9 @@ def peer_target(
         buffers=buffers_of(model, global_models[0], device) or model_buffers(model),
         own_images=None,
         own_labels=None,
-        own_update=None if own_update is None else as_params(model, own_update, "own_update", device),
+        own_update=None
+        if own_update is None
+        else as_params(model, own_update, "own_update", device),
         own_num_samples=per_peer,
         granted_labels=granted,
         next_parameters=w_next,
