@@ -217,6 +217,10 @@ def test_a_curious_client_attacks_its_peers_from_two_global_models() -> None:
     assert rec.images.shape == (2, *SHAPE)
 
 
+def numpy_key() -> Any:
+    return np.random.get_state(legacy=False)["state"]["key"].copy()
+
+
 def test_the_call_leaves_the_process_and_the_model_as_it_found_them() -> None:
     model = mlp()
     images, labels = batch()
@@ -226,15 +230,20 @@ def test_the_call_leaves_the_process_and_the_model_as_it_found_them() -> None:
     np.random.seed(5)
     random.seed(9)
     threads = torch.get_num_threads()
-    expected = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    torch.set_num_threads(threads + 1)  # not what a run's config would set
+    expected = (torch.get_rng_state(), numpy_key(), random.getstate())
     seen: list[tuple[int, float]] = []
-    gradleak.attack(
-        "inverting_gradients", model, gradient=grads, num_images=2, image_shape=SHAPE,
-        iterations=5, seed=77, options={"log_every": 1}, callback=lambda i, v: seen.append((i, v)),
-    )  # fmt: skip
-    assert torch.get_num_threads() == threads
+    try:
+        gradleak.attack(
+            "inverting_gradients", model, gradient=grads, num_images=2, image_shape=SHAPE,
+            iterations=5, seed=77, options={"log_every": 1},
+            callback=lambda i, v: seen.append((i, v)),
+        )  # fmt: skip
+        assert torch.get_num_threads() == threads + 1
+    finally:
+        torch.set_num_threads(threads)
     assert torch.equal(torch.get_rng_state(), expected[0])
-    assert np.array_equal(np.random.get_state()[1], expected[1])
+    assert np.array_equal(numpy_key(), expected[1])
     assert random.getstate() == expected[2]
     assert [i for i, _ in seen] == [1, 2, 3, 4, 5]
     assert all(torch.equal(p, w) for p, w in zip(model.parameters(), weights, strict=True))
@@ -259,7 +268,16 @@ def bad_inputs() -> dict[str, tuple[dict[str, Any], str]]:
         "an unknown option": ({**good, "options": {"objektive": "l2"}}, "objektive"),
         "a bad option value": ({**good, "options": {"restarts": 0}}, "restarts"),
         "no image shape": ({**good, "image_shape": None}, "image_shape"),
+        "an image shape the model cannot take": (
+            {**good, "image_shape": (3, 8, 8)},
+            "cannot take a batch of (2, 3, 8, 8)",
+        ),
+        "a model without a linear output": (
+            {**good, "model": nn.Sequential(nn.Flatten()), "gradient": []},
+            "no nn.Linear layer",
+        ),
         "labels of another batch": ({**good, "labels": labels[:1]}, "1 labels"),
+        "a label the model does not have": ({**good, "labels": labels + 10}, "[0, 10)"),
         "an init of another shape": ({**good, "init": images[:1]}, "init"),
         "an init a generator cannot take": (
             {**good, "name": "fedleak", "init": images},

@@ -131,6 +131,48 @@ def check_init(init: Tensor | None, target: AttackTarget, attack: Attack) -> Ten
     return init.detach().to(target.device, torch.float32).clone()
 
 
+@dataclass(frozen=True)
+class Updates:
+    """What the caller observed: exactly one of a FedSGD gradient, a FedAvg client's weights
+    before and after (with its local schedule), or a client's two global models."""
+
+    gradient: Tensors | None
+    before: Tensors | None
+    after: Tensors | None
+    local: Local
+    global_models: tuple[Tensors, Tensors] | list[Tensors] | None
+    own_update: Tensors | None
+    num_clients: int | None
+    server_lr: float
+
+    def target(self, model: nn.Module, batch: Batch, device: torch.device) -> AttackTarget:
+        server_side = self.before is not None or self.after is not None
+        if self.global_models is None:
+            if self.gradient is not None and server_side:
+                raise ConfigError("give gradient=... or before=/after=..., not both")
+            target = server_target(
+                model, batch, device, self.gradient, self.before, self.after, self.local
+            )
+        else:
+            if self.gradient is not None or server_side:
+                raise ConfigError("give either global_models=... or a server's update, not both")
+            if len(self.global_models) != 2 or self.num_clients is None:
+                raise ConfigError(
+                    "global_models: give [w_t, w_t1], the global models before and after the "
+                    "round, and num_clients, how many clients took part"
+                )
+            first, second = self.global_models
+            target = peer_target(
+                model, batch, device, (first, second), self.own_update, self.num_clients,
+                self.local, self.server_lr,
+            )  # fmt: skip
+        if target.labels is not None and not bool(
+            ((target.labels >= 0) & (target.labels < target.num_classes)).all()
+        ):
+            raise ConfigError(f"labels: every label must lie in [0, {target.num_classes})")
+        return target
+
+
 def attack(
     name: str,
     model: nn.Module,
@@ -179,23 +221,11 @@ def attack(
     attack_ = build_attack(name, iterations, batch.labels is not None, options or {})
     with isolated_runtime(torch.get_num_threads(), int(seed)):
         own = attacker_model(model, batch.image_shape, normalize, run_device)
-        local = Local(local_steps, local_lr, local_batch_size)
-        if global_models is not None:
-            if len(global_models) != 2 or num_clients is None:
-                raise ConfigError(
-                    "global_models: give [w_t, w_t1], the global models before and after the "
-                    "round, and num_clients, how many clients took part"
-                )
-            if gradient is not None or before is not None or after is not None:
-                raise ConfigError("give either global_models=... or a server's update, not both")
-            target = peer_target(
-                own, batch, run_device, (global_models[0], global_models[1]), own_update,
-                num_clients, local, server_lr,
-            )  # fmt: skip
-        else:
-            if gradient is not None and (before is not None or after is not None):
-                raise ConfigError("give gradient=... or before=/after=..., not both")
-            target = server_target(own, batch, run_device, gradient, before, after, local)
+        updates = Updates(
+            gradient, before, after, Local(local_steps, local_lr, local_batch_size),
+            global_models, own_update, num_clients, server_lr,
+        )  # fmt: skip
+        target = updates.target(own, batch, run_device)
         attack_.check(target.capabilities)
         attack_.check_model(own)
         if isinstance(attack_, GradientMatchingAttack):

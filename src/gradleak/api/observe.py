@@ -19,8 +19,8 @@ from torch import Tensor, nn
 from gradleak.api.weights import Tensors, as_params, buffers_of, model_buffers
 from gradleak.attacks.target import AttackTarget
 from gradleak.attacks.targets import from_global_models, from_upload
-from gradleak.errors import ConfigError
-from gradleak.fl.functional import LocalSchedule
+from gradleak.errors import ConfigError, GradleakError
+from gradleak.fl.functional import LocalSchedule, forward
 from gradleak.fl.knowledge import Capabilities, KnownProtocol
 from gradleak.fl.observations import ClientHistory, ClientObservation, ServerObservation
 from gradleak.models import last_linear_names
@@ -60,8 +60,37 @@ class Local:
 
 def num_classes_of(model: nn.Module) -> int:
     """The output layer's width: label recovery and soft labels need it."""
-    weight, _ = last_linear_names(model)
+    try:
+        weight, _ = last_linear_names(model)
+    except GradleakError as exc:
+        raise ConfigError(f"model: {exc}") from None
     return int(model.get_parameter(weight).shape[0])
+
+
+def check_forward(target: AttackTarget) -> None:
+    """One forward pass of the dummy batch's shape, as the replay will run it (the model's
+    mode, copies of the buffers, no graph), so that an ``image_shape`` the model cannot take
+    is one line now rather than a shape error inside the attack."""
+    shape = (target.num_images, *target.image_shape)
+    buffers = {k: v.clone() for k, v in target.buffers.items()}
+    target.model.train(target.update_model.train_mode)
+    cuda = [target.device.index or 0] if target.device.type == "cuda" else []
+    try:
+        # fork_rng: a dropout layer's draws here must not shift the attack's own
+        with torch.no_grad(), torch.random.fork_rng(devices=cuda):
+            logits = forward(
+                target.model, target.parameters, buffers, torch.zeros(shape, device=target.device)
+            )
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"image_shape={target.image_shape}: the model cannot take a batch of {shape} ({first})"
+        ) from None
+    if tuple(logits.shape) != (target.num_images, target.num_classes):
+        raise ConfigError(
+            f"the model maps a batch of {shape} to {tuple(logits.shape)}, not to "
+            f"({target.num_images}, {target.num_classes}) class scores"
+        )
 
 
 def known_protocol(
@@ -126,7 +155,9 @@ def server_target(
         updated_buffers=updated,
         num_samples=batch.num_images,
     )
-    return from_upload(observation)
+    target = from_upload(observation)
+    check_forward(target)
+    return target
 
 
 def peer_target(
@@ -187,4 +218,6 @@ def peer_target(
         image_shape=batch.image_shape,
         num_classes=num_classes_of(model),
     )
-    return from_global_models(history, [0])
+    target = from_global_models(history, [0])
+    check_forward(target)
+    return target
