@@ -6,7 +6,10 @@ imported on first use, so that ``import gradleak`` stays cheap for the CLI.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # type checkers see the real signatures; at run time they load on first use
+    from gradleak.api import AttackResult, attack, score
 
 __version__ = "0.1.0"
 

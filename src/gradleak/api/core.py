@@ -253,6 +253,8 @@ def score(
         images, labels = rec, None
     else:
         raise ConfigError(f"score: expected an attack result or a tensor, got {type(rec).__name__}")
+    if not isinstance(true_images, Tensor):
+        raise ConfigError(f"score: true_images must be a tensor, got {type(true_images).__name__}")
     if images.ndim != 4 or true_images.ndim != 4 or images.shape[1:] != true_images.shape[1:]:
         raise ConfigError(
             f"score: reconstruction {tuple(images.shape)} and true images "
