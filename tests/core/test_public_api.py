@@ -214,6 +214,12 @@ def test_a_curious_client_attacks_its_peers_from_two_global_models() -> None:
         **common,
     )
     assert rec.trace.trace[0][1] > 1e-2  # from a random start the loss is far from zero
+    # the default low-resolution latent starts from the images' area-downsampled version
+    lowres = {"refine_scales": [], "scale": 2}
+    started = gradleak.attack("curious_client", init=images[1:], iterations=1, options=lowres,
+                              **common)  # fmt: skip
+    drawn = gradleak.attack("curious_client", iterations=1, options=lowres, **common)
+    assert started.trace.trace[0][1] < 0.5 * drawn.trace.trace[0][1]
     assert rec.images.shape == (2, *SHAPE)
 
 
