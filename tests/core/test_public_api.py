@@ -139,7 +139,12 @@ def test_an_unregistered_batchnorm_model_is_attacked_in_the_users_mode(train: bo
     images, labels = batch(classes=5)
     grads = gradient_of(model, images, labels)
     before = copy.deepcopy(model.state_dict())
-    common = {"gradient": grads, "labels": labels, "num_images": 2, "image_shape": SHAPE}
+    common: dict[str, Any] = {
+        "gradient": grads,
+        "labels": labels,
+        "num_images": 2,
+        "image_shape": SHAPE,
+    }
     matched = loss_at(images, model=model, **common)
     other_mode = loss_at(images, model=copy.deepcopy(model).train(not train), **common)
     assert matched < 1e-5, matched
@@ -159,7 +164,7 @@ def test_a_model_expecting_normalised_input_is_attacked_in_pixel_space() -> None
     images, labels = batch()
     m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
     grads = gradient_of(model, (images - m) / s, labels)
-    common = {"model": model, "gradient": grads, "labels": labels, "num_images": 2,
+    common: dict[str, Any] = {"model": model, "gradient": grads, "labels": labels, "num_images": 2,
               "image_shape": SHAPE}  # fmt: skip
     assert loss_at(images, normalize=(mean, std), **common) < 1e-5
     assert loss_at(images, **common) > 1e-3
@@ -178,7 +183,7 @@ def test_a_fedavg_update_from_weights_before_and_after_reconstructs() -> None:
         optimizer.zero_grad()
         nn.functional.cross_entropy(client(images[chunk]), labels[chunk]).backward()
         optimizer.step()
-    update = {"before": before, "after": client.state_dict(), "local_steps": 3,
+    update: dict[str, Any] = {"before": before, "after": client.state_dict(), "local_steps": 3,
               "local_lr": 0.05, "local_batch_size": 2, "labels": labels, "num_images": 3,
               "image_shape": SHAPE}  # fmt: skip
     assert loss_at(images, model=model, **update) < 1e-4
@@ -196,7 +201,7 @@ def test_a_curious_client_attacks_its_peers_from_two_global_models() -> None:
     lr = 0.1
     updates = [gradient_of(model, images[k : k + 1], labels[k : k + 1]) for k in range(3)]
     w_t1 = [w - lr * sum(u[i] for u in updates) / 3 for i, w in enumerate(w_t)]
-    common = {"model": model, "global_models": [w_t, w_t1], "own_update": updates[0],
+    common: dict[str, Any] = {"model": model, "global_models": [w_t, w_t1], "own_update": updates[0],
               "num_clients": 3, "local_lr": lr, "labels": labels[1:], "num_images": 2,
               "image_shape": SHAPE}  # fmt: skip
     rec = gradleak.attack(
@@ -260,7 +265,7 @@ def bad_inputs() -> dict[str, tuple[dict[str, Any], str]]:
     model = mlp()
     images, labels = batch()
     grads = gradient_of(model, images, labels)
-    good = {"name": "inverting_gradients", "model": model, "gradient": grads, "num_images": 2,
+    good: dict[str, Any] = {"name": "inverting_gradients", "model": model, "gradient": grads, "num_images": 2,
             "image_shape": SHAPE, "iterations": 1}  # fmt: skip
     names = [n for n, _ in model.named_parameters()]
     return {
