@@ -38,6 +38,11 @@ Start = Callable[[Parametrization], None]
 class GradientMatchingAttack(Attack):
     """An attack that inverts an update by matching it; subclasses fill in the parts."""
 
+    start_images: Tensor | None = None
+    """Images (B, C, H, W) in [0, 1] every trial starts from instead of a random draw (the
+    public API's ``init``); None draws them. The draw still happens, so the generator
+    advances the same way either way."""
+
     @abstractmethod
     def loss(self, target: AttackTarget) -> Loss:
         """What is minimised: the distance to ``target.observed_update`` plus priors."""
@@ -100,6 +105,8 @@ class GradientMatchingAttack(Attack):
 
         def make_trial() -> tuple[Parametrization, Callable[[], Tensor], list[Tensor]]:
             param = factory(shape, draws, target.device, param_settings)
+            if self.start_images is not None:
+                param.start_from(self.start_images.to(target.device))
             if start is not None:
                 start(param)
             if labels is not None:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gradleak.attacks.generator import ImageGenerator
+from gradleak.errors import ConfigError
 from gradleak.registry import Registry
 
 
@@ -47,6 +48,14 @@ class Parametrization(ABC):
     def project(self) -> None:  # noqa: B027 - a no-op default is the common case
         """Enforce constraints after an optimiser step (the box constraint for pixels)."""
 
+    def start_from(self, images: Tensor) -> None:
+        """Start from given images (B, C, H, W) in [0, 1] instead of the random draw (the
+        public API's ``init``); a representation that cannot hold them says so."""
+        raise ConfigError(
+            f"init: the {type(self).__name__} cannot start from given images; "
+            "use an attack whose options.parametrization is pixels or lowres"
+        )
+
     def state(self) -> list[Tensor]:
         return [p.detach().clone() for p in self.parameters()]
 
@@ -75,6 +84,10 @@ class PixelParametrization(Parametrization):
     def images(self) -> Tensor:
         return self.pixels
 
+    def start_from(self, images: Tensor) -> None:
+        with torch.no_grad():
+            self.pixels.copy_(images)
+
     def project(self) -> None:
         if self.box:
             with torch.no_grad():
@@ -98,6 +111,12 @@ class LowResParametrization(Parametrization):
 
     def parameters(self) -> list[Tensor]:
         return [self.latent]
+
+    def start_from(self, images: Tensor) -> None:
+        """The images area-downsampled to the latent (what the curious client's refinement
+        stages start from), so the upsampled start is their low-frequency part."""
+        with torch.no_grad():
+            self.latent.copy_(F.interpolate(images, size=self.latent.shape[-2:], mode="area"))
 
     def images(self) -> Tensor:
         up = F.interpolate(self.latent, size=self.size, mode="bicubic", align_corners=False)
