@@ -46,7 +46,9 @@ def _named(node: ast.AST, importer: str) -> Iterable[str]:
         for alias in node.names:
             submodule = f"{module}.{alias.name}"
             yield submodule if submodule in MODULES else module
-    elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value != "gradleak":
+    elif (
+        isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value != "gradleak"
+    ):
         # import_module("gradleak.x"), or a list of names imported later. The bare root name is
         # a folder's or the distribution's name (~/.cache/gradleak, resources.files("gradleak"));
         # a real import of the root package is an Import node, counted above.
