@@ -23,7 +23,15 @@ from gradleak.interrupts import exit_status, interrupt_exits, sigterm_as_interru
 
 try:
     # The command groups, listed explicitly: importing each registers its commands on the app.
-    from gradleak.commands import analyze, prior, protocol, sweep, train, weights  # noqa: F401
+    from gradleak.commands import (  # noqa: F401
+        analyze,
+        attack,
+        prior,
+        protocol,
+        sweep,
+        train,
+        weights,
+    )
 except KeyboardInterrupt:  # Ctrl-C during the slow imports (torch, ...): one line, no traceback
     sys.stderr.write("interrupted (Ctrl-C) while gradleak was starting\n")
     raise SystemExit(130) from None

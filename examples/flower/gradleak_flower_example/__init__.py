@@ -1,0 +1,1 @@
+"""A small Flower app (quickstart-pytorch layout) whose server gradleak captures and attacks."""

@@ -1,0 +1,1 @@
+"""Integrations with federated-learning frameworks; each one's framework is an optional extra."""

@@ -1,0 +1,40 @@
+"""gradleak in a real Flower app (``pip install 'gradleak[flower]'``, Flower's Message API).
+
+- :class:`CaptureStrategy` wraps the app's strategy and records what the server sees into a
+  gradleak store; ``gradleak attack --capture STORE --round R --node K`` attacks it offline.
+  Where it sits relative to Flower's DP wrappers and SecAgg+ decides what it captures: see
+  ``gradleak.integrations.flower.strategy``.
+- :func:`ground_truth_mod` and :func:`record_batch`: a simulation's ground truth, for scoring
+  only. :func:`curious_peer_mod` and :func:`received_global_models`: a node's own view of the
+  global models, for attacks on its peers.
+- ``malicious_peer_mod`` (``gradleak.integrations.flower.malicious``) when installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from gradleak.integrations.flower._flwr import require_flwr
+
+require_flwr()
+
+from gradleak.integrations.flower.mods import (  # noqa: E402
+    curious_peer_mod,
+    ground_truth_mod,
+    received_global_models,
+    record_batch,
+)
+from gradleak.integrations.flower.strategy import CaptureStrategy  # noqa: E402
+
+__all__ = [
+    "CaptureStrategy",
+    "curious_peer_mod",
+    "ground_truth_mod",
+    "received_global_models",
+    "record_batch",
+]
+
+if importlib.util.find_spec(f"{__name__}.malicious") is not None:  # optional module
+    from gradleak.integrations.flower.malicious import malicious_peer_mod
+
+    __all__ += ["malicious_peer_mod"]
