@@ -9,6 +9,7 @@ import sys
 
 from flwr.simulation import run_simulation
 
+from gradleak.experiments.captures import CaptureStore
 from gradleak_flower_example.client_app import make_client_app
 from gradleak_flower_example.server_app import make_server_app
 
@@ -25,4 +26,8 @@ def simulate(store: str, rounds: int = 2, truth: bool = True) -> None:
 
 
 if __name__ == "__main__":
-    simulate(sys.argv[1] if len(sys.argv) > 1 else "flower-capture.sqlite")
+    store = sys.argv[1] if len(sys.argv) > 1 else "flower-capture.sqlite"
+    simulate(store)
+    with CaptureStore.open_existing(store) as captures:
+        for round_ in captures.rounds():
+            print(f"round {round_}: nodes {' '.join(map(str, captures.nodes(round_)))}")
