@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from gradleak.api.core import AttackResult, attack, score
 from gradleak.config import AttackConfig, ModelConfig, Section, _first_error_line
-from gradleak.errors import ConfigError, GradleakError
+from gradleak.errors import ConfigError
 from gradleak.experiments import run_folder
 from gradleak.experiments.captures import GLOBAL, CapturedRow, CaptureStore
 from gradleak.experiments.pictures import save_reconstruction_grid
@@ -168,6 +168,7 @@ class Case:
     """One captured attack: the API call's keyword arguments and the truth to score by."""
 
     threat: str
+    weights: dict[str, Tensor]
     kwargs: dict[str, Any]
     truth: tuple[Tensor, Tensor] | None
     summary: dict[str, Any]
@@ -203,9 +204,8 @@ def server_case(store: CaptureStore, cfg: CaptureAttackConfig, node: int) -> Cas
         }
         summary = {"protocol": "fedavg", "schedule": schedule.__dict__}
     kwargs["num_images"] = count
-    kwargs["_weights"] = before
     truth = _truth(store, cfg.round, [node])
-    return Case("server", kwargs, truth, {**summary, "node": node, "num_images": count})
+    return Case("server", before, kwargs, truth, {**summary, "node": node, "num_images": count})
 
 
 def peer_case(store: CaptureStore, cfg: CaptureAttackConfig, peer: int) -> Case:
@@ -241,10 +241,9 @@ def peer_case(store: CaptureStore, cfg: CaptureAttackConfig, peer: int) -> Case:
         "local_lr": schedule.lr,
         "local_batch_size": schedule.batch_size,
         "num_images": count,
-        "_weights": _tensors(start.arrays),
     }
     summary = {"peer": peer, "peers": peers, "num_images": count, "schedule": schedule.__dict__}
-    return Case("peer", kwargs, _truth(store, cfg.round, peers), summary)
+    return Case("peer", _tensors(start.arrays), kwargs, _truth(store, cfg.round, peers), summary)
 
 
 CASES: dict[str, Callable[[CaptureStore, CaptureAttackConfig, int], Case]] = {
@@ -327,21 +326,17 @@ def run_capture_attack(
         else:
             assert cfg.peer is not None
             case = CASES["peer"](store, cfg, cfg.peer)
-    weights = case.kwargs.pop("_weights")
-    _load_weights(model, weights)
+    _load_weights(model, case.weights)
     name = cfg.attack.name if case.threat == "server" else "curious_client"
     options = dict(cfg.attack.options)
     options.update(
         {k: getattr(cfg.attack, k) for k in ("lr", "tv_weight") if getattr(cfg.attack, k)}
     )
     options["restarts"], options["log_every"] = cfg.attack.restarts, cfg.attack.log_every
-    try:
-        result = attack(
-            name, model, image_shape=cfg.image_shape, iterations=cfg.attack.iterations,
-            seed=cfg.seed, device=device, options=options, **case.kwargs,
-        )  # fmt: skip
-    except GradleakError:
-        raise
+    result = attack(
+        name, model, image_shape=cfg.image_shape, iterations=cfg.attack.iterations,
+        seed=cfg.seed, device=device, options=options, **case.kwargs,
+    )  # fmt: skip
     metrics: dict[str, Any] = {
         "attack": name,
         "threat": case.threat,
