@@ -149,3 +149,61 @@ def test_without_ground_truth_the_metrics_say_so(simulated_capture: Path, tmp_pa
     assert "psnr_mean" not in metrics and math.isfinite(metrics["best_loss"])
     saved = torch.load(tmp_path / "run" / "tensors.pt", weights_only=True)
     assert saved["truth"] is None and saved["reconstruction"].shape == (4, 3, 32, 32)
+
+
+def test_the_simulator_run_on_the_captured_batches_gives_the_captured_rounds(
+    simulated_capture: Path,
+) -> None:
+    """gradleak's own Federation, from the app's seeded model, with each client holding the
+    batch its Flower node trained on and the schedule the server sent, produces the captured
+    uploads and the captured global models of both rounds (to about 1e-5)."""
+    from gradleak_flower_example.task import initial_model
+
+    from gradleak.config import apply_overrides, validate_config
+    from gradleak.data.base import ImageDataset
+    from gradleak.fl.build import build_federation
+    from gradleak.fl.observations import RecordSpec
+
+    with CaptureStore.open_existing(simulated_capture) as store:
+        nodes = store.nodes(1)
+        sent = {r: store.get(r, GLOBAL, "global") for r in (1, 2)}
+        final = store.get(2, GLOBAL, "aggregate")
+        replies = {(r, n): store.get(r, n, "reply") for r in (1, 2) for n in nodes}
+        truths = [store.truth(r, n) for r in (1, 2) for n in nodes]
+    assert sent[1] is not None and final is not None and all(t is not None for t in truths)
+    images = torch.cat([torch.from_numpy(t[0]) for t in truths if t is not None])
+    labels = torch.cat([torch.from_numpy(t[1]) for t in truths if t is not None])
+    config = validate_config(
+        apply_overrides(
+            {},
+            [
+                f"federation.num_clients={NODES}", "federation.batch_size=4",
+                "federation.protocol=fedavg", f"federation.local_lr={sent[1].config['lr']}",
+                f"federation.local_epochs={sent[1].config['local-epochs']}",
+                "federation.executor=loop", "defense.aggregator.name=mean",
+            ],
+        )
+    )  # fmt: skip
+    data = ImageDataset("captured", images, labels, 10)
+    federation = build_federation(
+        config, data, initial_model(0), record=RecordSpec.of(server_rounds=[0, 1])
+    )
+    for round_ in (1, 2):  # client k holds node k's batch of this round
+        base = (round_ - 1) * NODES * 4
+        federation.parts = [torch.arange(base + 4 * k, base + 4 * k + 4) for k in range(NODES)]
+        federation.run_round()
+    lr = float(sent[1].config["lr"])
+    for round_ in (1, 2):
+        start = sent[round_]
+        assert start is not None
+        for k, node in enumerate(nodes):
+            reply = replies[(round_, node)]
+            assert reply is not None
+            upload = federation.server_observation(round_ - 1, k).update
+            for name, value in upload.items():
+                captured = (
+                    torch.from_numpy(start.arrays[name]) - torch.from_numpy(reply.arrays[name])
+                ) / lr
+                assert torch.allclose(captured, value, rtol=1e-4, atol=1e-5), (round_, node, name)
+    for name, value in federation.parameters.items():
+        assert torch.allclose(torch.from_numpy(final.arrays[name]), value, atol=1e-6), name
