@@ -85,8 +85,9 @@ def _kind(message: Message) -> str:
 
 def ground_truth_mod(store: Path | str) -> Mod:
     """A mod that writes each training batch :func:`record_batch` saw to ``store``'s
-    ground-truth table, keyed by server round and node id. Simulation only."""
-    path = Path(store)
+    ground-truth table, keyed by server round and node id. Simulation only. The path is made
+    absolute here, where the app is built: simulation workers may run in another folder."""
+    path = Path(store).resolve()
 
     def mod(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
         if _kind(message) != "train":
