@@ -94,6 +94,20 @@ def _attack(store: Path, output: Path, *args: str) -> subprocess.CompletedProces
     )  # fmt: skip
 
 
+def _node_of_partition(store_path: Path, partition: int) -> int:
+    """The Flower node that held ``partition`` (node ids are drawn anew each run): the one whose
+    round-1 batch is that partition's, so that the attacked images are the same every run."""
+    from gradleak_flower_example.task import load_batch
+
+    images, _ = load_batch(partition, NODES, 1, 4)
+    with CaptureStore.open_existing(store_path) as store:
+        for node in store.nodes(1):
+            truth = store.truth(1, node)
+            if truth is not None and torch.equal(torch.from_numpy(truth[0]), images):
+                return node
+    raise AssertionError(f"no node trained on partition {partition}")
+
+
 def _flat_psnr(truth: torch.Tensor) -> float:
     """The PSNR a flat grey image scores against the truth: the floor an attack must beat."""
     return float(gradleak.score(torch.full_like(truth, 0.5), truth)["psnr_mean"])
@@ -102,12 +116,12 @@ def _flat_psnr(truth: torch.Tensor) -> float:
 def test_offline_attack_of_a_captured_round_reconstructs(
     simulated_capture: Path, tmp_path: Path
 ) -> None:
+    node = _node_of_partition(simulated_capture, 0)
     with CaptureStore.open_existing(simulated_capture) as store:
-        node = store.nodes(1)[0]
         truth = store.truth(1, node)
     assert truth is not None
     done = _attack(simulated_capture, tmp_path / "run", "--round", "1", "--node", str(node),
-                   "--set", "attack.iterations=150")  # fmt: skip
+                   "--set", "attack.iterations=300")  # fmt: skip
     assert done.returncode == 0, done.stderr
     for name in ("config.yaml", "metrics.json", "reconstruction.png", "tensors.pt"):
         assert (tmp_path / "run" / name).is_file()
@@ -121,8 +135,8 @@ def test_offline_attack_of_a_captured_round_reconstructs(
 
 
 def test_peer_attack_from_captured_global_models(simulated_capture: Path, tmp_path: Path) -> None:
+    node = _node_of_partition(simulated_capture, 0)
     with CaptureStore.open_existing(simulated_capture) as store:
-        node = store.nodes(1)[0]
         peers = [n for n in store.nodes(1) if n != node]
         truth = torch.cat([torch.from_numpy(store.truth(1, n)[0]) for n in peers])  # type: ignore[index]
     done = _attack(simulated_capture, tmp_path / "peer", "--round", "1", "--peer", str(node),
