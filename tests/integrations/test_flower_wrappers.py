@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -177,3 +178,60 @@ def test_ground_truth_mod_keeps_the_batch_only_when_it_runs(tmp_path: Path) -> N
         assert captures.truth(1, 5) is None
     assert kept is not None
     assert np.array_equal(kept[0], images.numpy()) and np.array_equal(kept[1], labels.numpy())
+
+
+def test_the_legacy_strategy_api_is_captured_alike(tmp_path: Path) -> None:
+    """An app on Flower's older configure_fit / aggregate_fit API: the same rows, by name."""
+    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
+    from flwr.server.client_manager import SimpleClientManager
+    from flwr.server.client_proxy import ClientProxy
+    from flwr.server.strategy import FedAvg as LegacyFedAvg
+
+    from gradleak.integrations.flower.legacy import LegacyCaptureStrategy
+
+    class Proxy(ClientProxy):
+        def __init__(self, node: int) -> None:
+            super().__init__(str(node))
+            self.node_id = node
+
+        def get_properties(self, *a: object, **k: object) -> Any:
+            raise NotImplementedError
+
+        def get_parameters(self, *a: object, **k: object) -> Any:
+            raise NotImplementedError
+
+        def fit(self, *a: object, **k: object) -> Any:
+            raise NotImplementedError
+
+        def evaluate(self, *a: object, **k: object) -> Any:
+            raise NotImplementedError
+
+        def reconnect(self, *a: object, **k: object) -> Any:
+            raise NotImplementedError
+
+    manager = SimpleClientManager()
+    for node in NODES:
+        manager.register(Proxy(node))
+    inner = LegacyFedAvg(
+        min_fit_clients=3, min_available_clients=3, on_fit_config_fn=lambda r: {"lr": 0.1}
+    )
+    strategy = LegacyCaptureStrategy(inner, tmp_path / "legacy.sqlite", names=["w", "b"])
+    start = ndarrays_to_parameters([np.zeros(3, np.float32), np.zeros(1, np.float32)])
+    pairs = strategy.configure_fit(1, start, manager)
+    results = [
+        (proxy, FitRes(Status(Code.OK, ""), ndarrays_to_parameters(
+            [np.full(3, i + 1.0, np.float32), np.full(1, i + 1.0, np.float32)]), 5, {}))
+        for i, (proxy, _) in enumerate(pairs)
+    ]  # fmt: skip
+    aggregated, _ = strategy.aggregate_fit(1, results, [])
+    assert aggregated is not None
+    with CaptureStore.open_existing(tmp_path / "legacy.sqlite") as store:
+        assert store.nodes(1) == sorted(NODES)
+        sent = store.get(1, GLOBAL, "global")
+        assert sent is not None and sent.config["lr"] == 0.1
+        for i, (proxy, _) in enumerate(pairs):
+            reply = store.get(1, proxy.node_id, "reply")
+            assert reply is not None and reply.num_examples == 5
+            assert np.all(reply.arrays["w"] == i + 1.0)
+        kept = store.get(1, GLOBAL, "aggregate")
+        assert kept is not None and np.allclose(kept.arrays["w"], 2.0)

@@ -7,6 +7,8 @@
 - :func:`ground_truth_mod` and :func:`record_batch`: a simulation's ground truth, for scoring
   only. :func:`curious_peer_mod` and :func:`received_global_models`: a node's own view of the
   global models, for attacks on its peers.
+- ``LegacyCaptureStrategy`` (``gradleak.integrations.flower.legacy``, imported on demand): the
+  same capture for apps on the older ``configure_fit`` / ``aggregate_fit`` strategy API.
 - ``malicious_peer_mod`` (``gradleak.integrations.flower.malicious``) when installed.
 """
 
