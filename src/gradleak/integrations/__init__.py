@@ -1,0 +1,1 @@
+"""Bridges from gradleak to federated-learning frameworks; each imports its framework lazily."""

@@ -1,0 +1,256 @@
+"""``malicious_peer_mod`` against Flower's own robust strategies.
+
+Flower's real strategy objects aggregate real ``Message`` replies built as a ``ClientApp``
+builds them (``ArrayRecord`` of the state dict, ``num-examples``); the Ray simulation engine
+is not used, since the rule's decision and the mod's upload do not depend on the transport and
+Ray would take minutes on the test machines' two cores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from gradleak.config import DataConfig, ModelConfig, load_config
+from gradleak.data import load_dataset
+from gradleak.errors import ConfigError
+from gradleak.experiments.threats import malicious as threat
+from gradleak.fl.flatten import ParamLayout
+from gradleak.fl.functional import LocalSchedule, local_update
+from gradleak.fl.malicious.client import MaliciousClient
+from gradleak.fl.simulation import Federation
+from gradleak.models import build_model
+
+flwr_app = pytest.importorskip("flwr.app")
+flwr_strategy = pytest.importorskip("flwr.serverapp.strategy")
+
+from gradleak.integrations.flower.malicious import malicious_peer_mod  # noqa: E402
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "malicious_client.yaml"
+NUM_NODES, ATTACKER, VICTIM, ROUNDS = 8, 0, 1, 5
+torch.set_num_threads(1)
+
+Batches = Callable[[int, int], tuple[Tensor, Tensor]]
+"""(round, partition id) -> that node's batch of the round."""
+
+
+@pytest.fixture(autouse=True)
+def _server_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What Flower's ServerApp runtime sets before a strategy builds Messages (restored after)."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    for name, value in {"_task_id": 1, "_run_id": 1, "_node_id": 1}.items():
+        monkeypatch.setattr(TaskIdentity, name, value)
+
+
+def server_round(message: Any) -> int:
+    return int(message.content["config"]["server-round"])
+
+
+def honest_train(model: nn.Module, schedule: LocalSchedule, batches: Batches) -> Any:
+    """A ClientApp's train function: local SGD from the received arrays on the node's batch."""
+
+    def train(message: Any, context: Any) -> Any:
+        state = message.content["arrays"].to_torch_state_dict()
+        params = {name: state[name] for name, _ in model.named_parameters()}
+        buffers = {name: value for name, value in state.items() if name not in params}
+        images, labels = batches(
+            server_round(message) - 1, int(context.node_config["partition-id"])
+        )
+        update, new_buffers = local_update(model, params, buffers, images, labels, schedule)
+        trained = {**state, **new_buffers}
+        trained.update({k: params[k] - schedule.lr * update[k] for k in params})
+        content = flwr_app.RecordDict(
+            {
+                "arrays": flwr_app.ArrayRecord(trained),
+                "metrics": flwr_app.MetricRecord({"num-examples": len(labels)}),
+            }
+        )
+        return flwr_app.Message(content, reply_to=message)
+
+    return train
+
+
+def flower_round(
+    strategy: Any,
+    mod: Any,
+    train: Any,
+    contexts: list[Any],
+    state: dict[str, Tensor],
+    round_: int,
+) -> tuple[dict[str, Tensor] | None, list[dict[str, Tensor]]]:
+    """One train round: every node gets the global arrays, node ATTACKER replies through the
+    mod, Flower's strategy aggregates. Returns the new global arrays and each node's reply."""
+    replies = []
+    for k, context in enumerate(contexts):
+        content = flwr_app.RecordDict(
+            {
+                "arrays": flwr_app.ArrayRecord({n: v.clone() for n, v in state.items()}),
+                "config": flwr_app.ConfigRecord({"server-round": round_ + 1}),
+            }
+        )
+        message = flwr_app.Message(content, dst_node_id=context.node_id, message_type="train")
+        reply = mod(message, context, train) if k == ATTACKER else train(message, context)
+        replies.append(reply)
+    sent = [reply.content["arrays"].to_torch_state_dict() for reply in replies]
+    arrays, _ = strategy.aggregate_train(round_ + 1, replies)
+    return (None if arrays is None else arrays.to_torch_state_dict()), sent
+
+
+def node_contexts() -> list[Any]:
+    return [
+        flwr_app.Context(1, 100 + k, {"partition-id": k}, flwr_app.RecordDict(), {})
+        for k in range(NUM_NODES)
+    ]
+
+
+def flat(model: nn.Module, state: dict[str, Tensor]) -> Tensor:
+    return torch.cat([state[name].reshape(-1) for name, _ in model.named_parameters()])
+
+
+@pytest.mark.parametrize("victim", [1, 3])
+def test_krum_selects_the_victim_in_the_simulators_rounds_and_the_upload_matches(
+    data_root: Path, monkeypatch: pytest.MonkeyPatch, victim: int
+) -> None:
+    """Victim 1 is selected in every round, victim 3 in some only (the attacker's estimate
+    drifts): the mod must follow the simulator both ways, round by round."""
+    config = load_config(CONFIG, [f"federation.rounds={ROUNDS}", f"threat.victim={victim}"])
+    captured: dict[str, Any] = {}
+    uploads: dict[int, Tensor] = {}
+    build, upload = threat.build_federation, MaliciousClient.upload
+
+    def capture(*args: Any, **kwargs: Any) -> Federation:
+        federation = build(*args, **kwargs)
+        captured.setdefault("federation", federation)
+        captured.setdefault("start", {k: v.clone() for k, v in federation.parameters.items()})
+        return federation
+
+    def record(self: MaliciousClient, context: Any) -> Tensor:
+        out = upload(self, context)
+        uploads.setdefault(context.round, out.detach().clone())
+        return out
+
+    with monkeypatch.context() as patch:
+        patch.setattr(threat, "build_federation", capture)
+        patch.setattr(MaliciousClient, "upload", record)
+        summary = threat.malicious_peer(config, torch.device("cpu")).summary
+    simulator = {entry["round"]: bool(entry["victim_selected"]) for entry in summary["stealth"]}
+    federation: Federation = captured["federation"]
+    assert sorted(simulator) == list(range(ROUNDS)) and any(simulator.values())
+
+    data = threat.federation_data(config)
+    model = threat.build_model_for(config, data, torch.device("cpu"))
+    fed = config.federation
+    schedule = LocalSchedule(fed.local_steps, fed.local_lr)
+
+    def batches(round_: int, node: int) -> tuple[Tensor, Tensor]:
+        return federation.ground_truth(round_, [node])
+
+    mod = malicious_peer_mod(
+        flwr_strategy.Krum(num_malicious_nodes=1), victim, model=model,
+        batch=lambda m, c: batches(server_round(m) - 1, ATTACKER),
+        victim_labels=lambda m, c: batches(server_round(m) - 1, victim)[1],
+        local_lr=fed.local_lr, local_steps=fed.local_steps, num_nodes=NUM_NODES,
+        seed=config.seed,
+    )  # fmt: skip
+    strategy, train = (
+        flwr_strategy.Krum(num_malicious_nodes=1),
+        honest_train(model, schedule, batches),
+    )
+    contexts, state = node_contexts(), dict(model.state_dict())
+    assert torch.equal(
+        flat(model, state), ParamLayout.of(captured["start"]).flatten(captured["start"])
+    )
+    flower: dict[int, bool] = {}
+    for t in range(ROUNDS):
+        new, sent = flower_round(strategy, mod, train, contexts, state, t)
+        assert new is not None
+        before = flat(model, state)
+        mine = (before - flat(model, sent[ATTACKER])) / schedule.lr
+        scale = uploads[t].abs().max().clamp_min(1.0)
+        assert (mine - uploads[t]).abs().max() <= 1e-5 * scale, f"round {t}"
+        chosen = min(
+            range(NUM_NODES), key=lambda k: float((flat(model, sent[k]) - flat(model, new)).norm())
+        )
+        flower[t] = chosen == victim
+        state = new
+    assert flower == simulator, (flower, simulator)
+    final = ParamLayout.of(federation.parameters).flatten(federation.parameters)
+    assert (flat(model, state) - final).abs().max() <= 1e-5
+
+
+RULES = {
+    "multikrum": lambda: flwr_strategy.MultiKrum(num_malicious_nodes=1, num_nodes_to_select=3),
+    "median": lambda: flwr_strategy.FedMedian(),
+    "trimmed_mean": lambda: flwr_strategy.FedTrimmedAvg(beta=0.2),
+    "bulyan": lambda: flwr_strategy.Bulyan(num_malicious_nodes=1),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_the_mod_uploads_what_each_other_rule_aggregates(data_root: Path, rule: str) -> None:
+    """Two rounds (the second plans from the first's memory in Context.state). The victim's
+    labels are granted: without them a coordinate rule's best guess is the own update."""
+    data = load_dataset(DataConfig(name="cifar10", max_images=32, image_size=32), 0)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="lenet_dlg", activation="sigmoid"), 10, 3, 32)
+    images, labels = data.images.float().view(8, 4, 3, 32, 32), data.labels.view(8, 4)
+    schedule = LocalSchedule(1, 0.01)
+
+    def batches(round_: int, node: int) -> tuple[Tensor, Tensor]:
+        return images[node], labels[node]
+
+    train = honest_train(model, schedule, batches)
+    mod = malicious_peer_mod(RULES[rule](), VICTIM, model=model,
+                             batch=lambda m, c: batches(0, ATTACKER),
+                             victim_labels=lambda m, c: labels[VICTIM], local_lr=schedule.lr,
+                             num_nodes=NUM_NODES)  # fmt: skip
+    contexts, state = node_contexts(), dict(model.state_dict())
+    shapes = {name: value.shape for name, value in state.items()}
+    for t in range(2):
+        new, sent = flower_round(RULES[rule](), mod, train, contexts, state, t)
+        honest = train(
+            flwr_app.Message(
+                flwr_app.RecordDict({"arrays": flwr_app.ArrayRecord(state),
+                                     "config": flwr_app.ConfigRecord({"server-round": t + 1})}),
+                dst_node_id=100, message_type="train",
+            ),
+            contexts[ATTACKER],
+        ).content["arrays"].to_torch_state_dict()  # fmt: skip
+        assert {name: value.shape for name, value in sent[ATTACKER].items()} == shapes
+        before = flat(model, state)
+        mine = (before - flat(model, sent[ATTACKER])) / schedule.lr
+        own = (before - flat(model, honest)) / schedule.lr
+        assert (mine - own).norm() > 1e-3 * own.norm(), "the mod replaced the honest upload"
+        assert new is not None and {name: value.shape for name, value in new.items()} == shapes
+        assert torch.isfinite(flat(model, new)).all()
+        state = new
+    kept = [name for name in contexts[ATTACKER].state.array_records if name.endswith(".plan")]
+    assert kept == ["gradleak.malicious.r1.plan"]
+
+
+def no_batch(message: Any, context: Any) -> tuple[Tensor, Tensor]:
+    raise AssertionError("a rejected mod never trains")
+
+
+def no_labels(message: Any, context: Any) -> Tensor:
+    raise AssertionError("a rejected mod never asks for labels")
+
+
+def test_rules_it_cannot_target_are_config_errors() -> None:
+    model = build_model(ModelConfig(name="lenet_dlg", activation="sigmoid"), 10, 3, 32)
+    with pytest.raises(ConfigError, match="targets Flower's"):
+        malicious_peer_mod(flwr_strategy.FedAvg(), 1, model=model, batch=no_batch,
+                           local_lr=0.1, num_nodes=8)  # fmt: skip
+    with pytest.raises(ConfigError, match="pass victim_labels"):
+        malicious_peer_mod(flwr_strategy.Krum(num_malicious_nodes=1), 1, model=model,
+                           batch=no_batch, local_lr=0.1, num_nodes=8)  # fmt: skip
+    with pytest.raises(ConfigError, match="bulyan"):
+        malicious_peer_mod(flwr_strategy.Bulyan(num_malicious_nodes=2), 1, model=model,
+                           batch=no_batch, victim_labels=no_labels, local_lr=0.1,
+                           num_nodes=8)  # fmt: skip
