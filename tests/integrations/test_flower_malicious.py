@@ -8,6 +8,7 @@ Ray would take minutes on the test machines' two cores.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ from gradleak.models import build_model
 
 flwr_app = pytest.importorskip("flwr.app")
 flwr_strategy = pytest.importorskip("flwr.serverapp.strategy")
+flwr_clientapp = pytest.importorskip("flwr.clientapp")
 
-from gradleak.integrations.flower.malicious import malicious_peer_mod  # noqa: E402
+from gradleak.integrations.flower.malicious import flower, malicious_peer_mod  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "malicious_client.yaml"
 NUM_NODES, ATTACKER, VICTIM, ROUNDS = 8, 0, 1, 5
@@ -76,30 +78,53 @@ def honest_train(model: nn.Module, schedule: LocalSchedule, batches: Batches) ->
     return train
 
 
+def client_app(train: Any, mods: list[Any]) -> Any:
+    """A ClientApp as a Flower user writes it: ``train`` (and a trivial evaluate) behind the
+    app's mods."""
+    app = flwr_clientapp.ClientApp(mods=mods)
+    app.train()(train)
+
+    @app.evaluate()
+    def evaluate(message: Any, context: Any) -> Any:
+        metrics = flwr_app.MetricRecord({"num-examples": 1, "loss": 0.0})
+        return flwr_app.Message(flwr_app.RecordDict({"metrics": metrics}), reply_to=message)
+
+    return app
+
+
+def train_message(state: dict[str, Tensor], round_: int, node: int, kind: str = "train") -> Any:
+    """What Flower's strategies send: the global arrays and the round, as ``configure_train``
+    builds them."""
+    content = flwr_app.RecordDict(
+        {
+            "arrays": flwr_app.ArrayRecord({n: v.clone() for n, v in state.items()}),
+            "config": flwr_app.ConfigRecord({"server-round": round_ + 1}),
+        }
+    )
+    return flwr_app.Message(content, dst_node_id=node, message_type=kind)
+
+
 def flower_round(
     strategy: Any,
-    mod: Any,
-    train: Any,
+    apps: list[Any],
     contexts: list[Any],
     state: dict[str, Tensor],
     round_: int,
 ) -> tuple[dict[str, Tensor] | None, list[dict[str, Tensor]]]:
-    """One train round: every node gets the global arrays, node ATTACKER replies through the
-    mod, Flower's strategy aggregates. Returns the new global arrays and each node's reply."""
-    replies = []
-    for k, context in enumerate(contexts):
-        content = flwr_app.RecordDict(
-            {
-                "arrays": flwr_app.ArrayRecord({n: v.clone() for n, v in state.items()}),
-                "config": flwr_app.ConfigRecord({"server-round": round_ + 1}),
-            }
-        )
-        message = flwr_app.Message(content, dst_node_id=context.node_id, message_type="train")
-        reply = mod(message, context, train) if k == ATTACKER else train(message, context)
-        replies.append(reply)
+    """One train round: every node's ClientApp handles the global arrays, Flower's strategy
+    aggregates the replies. Returns the new global arrays and each node's reply arrays."""
+    replies = [
+        app(train_message(state, round_, context.node_id), context)
+        for app, context in zip(apps, contexts, strict=True)
+    ]
     sent = [reply.content["arrays"].to_torch_state_dict() for reply in replies]
     arrays, _ = strategy.aggregate_train(round_ + 1, replies)
     return (None if arrays is None else arrays.to_torch_state_dict()), sent
+
+
+def federation_apps(train: Any, mod: Any) -> list[Any]:
+    """Node ATTACKER's app carries the mod; the others are honest."""
+    return [client_app(train, [mod] if k == ATTACKER else []) for k in range(NUM_NODES)]
 
 
 def node_contexts() -> list[Any]:
@@ -158,17 +183,15 @@ def test_krum_selects_the_victim_in_the_simulators_rounds_and_the_upload_matches
         local_lr=fed.local_lr, local_steps=fed.local_steps, num_nodes=NUM_NODES,
         seed=config.seed,
     )  # fmt: skip
-    strategy, train = (
-        flwr_strategy.Krum(num_malicious_nodes=1),
-        honest_train(model, schedule, batches),
-    )
+    strategy = flwr_strategy.Krum(num_malicious_nodes=1)
+    apps = federation_apps(honest_train(model, schedule, batches), mod)
     contexts, state = node_contexts(), dict(model.state_dict())
     assert torch.equal(
         flat(model, state), ParamLayout.of(captured["start"]).flatten(captured["start"])
     )
     flower: dict[int, bool] = {}
     for t in range(ROUNDS):
-        new, sent = flower_round(strategy, mod, train, contexts, state, t)
+        new, sent = flower_round(strategy, apps, contexts, state, t)
         assert new is not None
         before = flat(model, state)
         mine = (before - flat(model, sent[ATTACKER])) / schedule.lr
@@ -184,6 +207,19 @@ def test_krum_selects_the_victim_in_the_simulators_rounds_and_the_upload_matches
     assert (flat(model, state) - final).abs().max() <= 1e-5
 
 
+def tiny_federation() -> tuple[nn.Module, LocalSchedule, Batches]:
+    """LeNet and 8 nodes × 4 CIFAR-10 images, each node keeping its batch every round."""
+    data = load_dataset(DataConfig(name="cifar10", max_images=32, image_size=32), 0)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="lenet_dlg", activation="sigmoid"), 10, 3, 32)
+    images, labels = data.images.float().view(8, 4, 3, 32, 32), data.labels.view(8, 4)
+
+    def batches(round_: int, node: int) -> tuple[Tensor, Tensor]:
+        return images[node], labels[node]
+
+    return model, LocalSchedule(1, 0.01), batches
+
+
 RULES = {
     "multikrum": lambda: flwr_strategy.MultiKrum(num_malicious_nodes=1, num_nodes_to_select=3),
     "median": lambda: flwr_strategy.FedMedian(),
@@ -196,15 +232,8 @@ RULES = {
 def test_the_mod_uploads_what_each_other_rule_aggregates(data_root: Path, rule: str) -> None:
     """Two rounds (the second plans from the first's memory in Context.state). The victim's
     labels are granted: without them a coordinate rule's best guess is the own update."""
-    data = load_dataset(DataConfig(name="cifar10", max_images=32, image_size=32), 0)
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(name="lenet_dlg", activation="sigmoid"), 10, 3, 32)
-    images, labels = data.images.float().view(8, 4, 3, 32, 32), data.labels.view(8, 4)
-    schedule = LocalSchedule(1, 0.01)
-
-    def batches(round_: int, node: int) -> tuple[Tensor, Tensor]:
-        return images[node], labels[node]
-
+    model, schedule, batches = tiny_federation()
+    labels = [batches(0, k)[1] for k in range(NUM_NODES)]
     train = honest_train(model, schedule, batches)
     mod = malicious_peer_mod(RULES[rule](), VICTIM, model=model,
                              batch=lambda m, c: batches(0, ATTACKER),
@@ -213,25 +242,65 @@ def test_the_mod_uploads_what_each_other_rule_aggregates(data_root: Path, rule: 
     contexts, state = node_contexts(), dict(model.state_dict())
     shapes = {name: value.shape for name, value in state.items()}
     for t in range(2):
-        new, sent = flower_round(RULES[rule](), mod, train, contexts, state, t)
-        honest = train(
-            flwr_app.Message(
-                flwr_app.RecordDict({"arrays": flwr_app.ArrayRecord(state),
-                                     "config": flwr_app.ConfigRecord({"server-round": t + 1})}),
-                dst_node_id=100, message_type="train",
-            ),
-            contexts[ATTACKER],
-        ).content["arrays"].to_torch_state_dict()  # fmt: skip
+        apps = federation_apps(train, mod)
+        new, sent = flower_round(RULES[rule](), apps, contexts, state, t)
+        honest = train(train_message(state, t, 100), contexts[ATTACKER])
+        honest = honest.content["arrays"].to_torch_state_dict()
         assert {name: value.shape for name, value in sent[ATTACKER].items()} == shapes
         before = flat(model, state)
         mine = (before - flat(model, sent[ATTACKER])) / schedule.lr
         own = (before - flat(model, honest)) / schedule.lr
-        assert (mine - own).norm() > 1e-3 * own.norm(), "the mod replaced the honest upload"
+        assert (mine - own).norm() > 1e-3 * own.norm(), "the mod left the honest upload"
         assert new is not None and {name: value.shape for name, value in new.items()} == shapes
         assert torch.isfinite(flat(model, new)).all()
         state = new
     kept = [name for name in contexts[ATTACKER].state.array_records if name.endswith(".plan")]
     assert kept == ["gradleak.malicious.r1.plan"]
+
+
+def test_the_mod_is_honest_before_first_round_and_on_evaluate(data_root: Path) -> None:
+    model, schedule, batches = tiny_federation()
+    train = honest_train(model, schedule, batches)
+    mod = malicious_peer_mod(flwr_strategy.Krum(num_malicious_nodes=1), VICTIM, model=model,
+                             batch=lambda m, c: batches(0, ATTACKER),
+                             victim_labels=lambda m, c: batches(0, VICTIM)[1],
+                             local_lr=schedule.lr, num_nodes=NUM_NODES, first_round=2)  # fmt: skip
+    app, context = client_app(train, [mod]), node_contexts()[ATTACKER]
+    state = dict(model.state_dict())
+
+    def arrays(message: Any) -> Tensor:
+        return flat(model, message.content["arrays"].to_torch_state_dict())
+
+    honest = arrays(train(train_message(state, 0, 100), context))
+    assert torch.equal(arrays(app(train_message(state, 0, 100), context)), honest)
+    evaluated = app(train_message(state, 1, 100, "evaluate"), context)
+    assert "loss" in evaluated.content["metrics"] and not context.state.array_records
+    honest = arrays(train(train_message(state, 1, 100), context))
+    assert not torch.equal(arrays(app(train_message(state, 1, 100), context)), honest)
+    assert "gradleak.malicious.r1.plan" in context.state.array_records
+
+
+def test_hostile_messages_are_config_errors(data_root: Path) -> None:
+    model, schedule, batches = tiny_federation()
+    mod = malicious_peer_mod(flwr_strategy.FedMedian(), VICTIM, model=model,
+                             batch=lambda m, c: batches(0, ATTACKER), local_lr=schedule.lr,
+                             num_nodes=NUM_NODES)  # fmt: skip
+    context = node_contexts()[ATTACKER]
+    message = train_message(dict(model.state_dict()), 0, 100)
+    reply = honest_train(model, schedule, batches)(message, context)
+    del message.content["config"]
+    with pytest.raises(ConfigError, match="server-round"):
+        mod(message, context, lambda m, c: reply)
+    message = train_message(dict(model.state_dict()), 0, 100)
+    del reply.content["arrays"]
+    with pytest.raises(ConfigError, match="reply has no ArrayRecord 'arrays'"):
+        mod(message, context, lambda m, c: reply)
+
+
+def test_without_flower_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "flwr.app", None)
+    with pytest.raises(ConfigError, match=r"pip install 'gradleak\[flower\]'"):
+        flower()
 
 
 def no_batch(message: Any, context: Any) -> tuple[Tensor, Tensor]:
