@@ -228,14 +228,20 @@ RULES = {
 }
 
 
-@pytest.mark.parametrize("rule", sorted(RULES))
-def test_the_mod_uploads_what_each_other_rule_aggregates(data_root: Path, rule: str) -> None:
+@pytest.mark.parametrize(
+    ("rule", "strategy"),
+    [*[(rule, "auto") for rule in sorted(RULES)], ("median", "joint")],
+)
+def test_the_mod_uploads_what_each_other_rule_aggregates(
+    data_root: Path, rule: str, strategy: str
+) -> None:
     """Two rounds (the second plans from the first's memory in Context.state). The victim's
-    labels are granted: without them a coordinate rule's best guess is the own update."""
+    labels are granted: without them a coordinate rule's best guess is the own update. The
+    joint strategy also inverts round 1's aggregate from a dummy batch kept in the state."""
     model, schedule, batches = tiny_federation()
     labels = [batches(0, k)[1] for k in range(NUM_NODES)]
     train = honest_train(model, schedule, batches)
-    mod = malicious_peer_mod(RULES[rule](), VICTIM, model=model,
+    mod = malicious_peer_mod(RULES[rule](), VICTIM, model=model, strategy=strategy,
                              batch=lambda m, c: batches(0, ATTACKER),
                              victim_labels=lambda m, c: labels[VICTIM], local_lr=schedule.lr,
                              num_nodes=NUM_NODES)  # fmt: skip
@@ -256,6 +262,8 @@ def test_the_mod_uploads_what_each_other_rule_aggregates(data_root: Path, rule: 
         state = new
     kept = [name for name in contexts[ATTACKER].state.array_records if name.endswith(".plan")]
     assert kept == ["gradleak.malicious.r1.plan"]
+    dummy = "gradleak.malicious.dummy" in contexts[ATTACKER].state.array_records
+    assert dummy == (strategy == "joint")
 
 
 def test_the_mod_is_honest_before_first_round_and_on_evaluate(data_root: Path) -> None:
