@@ -331,3 +331,90 @@ def test_rules_it_cannot_target_are_config_errors() -> None:
         malicious_peer_mod(flwr_strategy.Bulyan(num_malicious_nodes=2), 1, model=model,
                            batch=no_batch, victim_labels=no_labels, local_lr=0.1,
                            num_nodes=8)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_mod_in_flowers_simulation_engine(data_root: Path) -> None:
+    """The real engine (Ray actors, Flower's node state between rounds) selects the same nodes
+    as driving the same ClientApps in-process, as the other tests do (3 rounds: the third
+    plans from memory of the second, which the engine must have kept)."""
+    ray_cloudpickle = pytest.importorskip("ray.cloudpickle")
+    simulation = pytest.importorskip("flwr.simulation")
+    serverapp = pytest.importorskip("flwr.serverapp")
+    model, schedule, batches = tiny_federation()
+    mod = malicious_peer_mod(flwr_strategy.Krum(num_malicious_nodes=1), VICTIM, model=model,
+                             batch=lambda m, c: batches(0, ATTACKER),
+                             victim_labels=lambda m, c: batches(0, VICTIM)[1],
+                             local_lr=schedule.lr, num_nodes=NUM_NODES)  # fmt: skip
+
+    def attacker_only(message: Any, context: Any, call_next: Any) -> Any:
+        if int(context.node_config["partition-id"]) != ATTACKER:
+            return call_next(message, context)
+        remembered = len(context.state.array_records)
+        reply = mod(message, context, call_next)
+        reply.content["metrics"]["kept"] = remembered
+        return reply
+
+    def train(message: Any, context: Any) -> Any:
+        torch.set_num_threads(1)
+        reply = honest_train(model, schedule, batches)(message, context)
+        reply.content["metrics"]["partition"] = int(context.node_config["partition-id"])
+        reply.content["metrics"]["kept"] = 0
+        return reply
+
+    apps, contexts = federation_apps(train, attacker_only), node_contexts()
+    state, expected = dict(model.state_dict()), []
+    for t in range(3):
+        new, sent = flower_round(
+            flwr_strategy.Krum(num_malicious_nodes=1), apps, contexts, state, t
+        )
+        assert new is not None
+        expected.append(
+            float(
+                min(
+                    range(NUM_NODES),
+                    key=lambda k: float((flat(model, sent[k]) - flat(model, new)).norm()),
+                )
+            )
+        )
+        state = new
+    selected: list[float] = []
+
+    class Recording(flwr_strategy.Krum):  # type: ignore[misc]
+        """Krum on the replies in node order, as the in-process run hands them over: Flower's
+        Krum computes float32 distances as |x|² + |y|² − 2x·y on the weights, whose rounding
+        can depend on the row order, and the engine's reply order varies from run to run.
+        Checks that every node replied and that the attacker's Context.state survived."""
+
+        def aggregate_train(self, server_round: int, replies: Any) -> Any:
+            ordered = sorted(
+                replies, key=lambda reply: float(reply.content["metrics"]["partition"])
+            )
+            assert len(ordered) == NUM_NODES
+            remembered = float(ordered[ATTACKER].content["metrics"]["kept"])
+            assert remembered == (0.0 if server_round == 1 else 4.0), "node state kept"
+            arrays, metrics = super().aggregate_train(server_round, ordered)
+            selected.append(float(metrics["partition"]))
+            return arrays, metrics
+
+    server = serverapp.ServerApp()
+
+    @server.main()
+    def main(grid: Any, context: Any) -> None:
+        # all 8 nodes every round: with Flower's default minimum of 2, the first round samples
+        # whichever nodes have connected yet, and Krum over fewer replies picks differently
+        nodes = {"min_train_nodes": NUM_NODES, "min_available_nodes": NUM_NODES}
+        Recording(num_malicious_nodes=1, fraction_evaluate=0.0, **nodes).start(
+            grid=grid, initial_arrays=flwr_app.ArrayRecord(model.state_dict()), num_rounds=3
+        )
+
+    client = client_app(train, [attacker_only])
+    ray_cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the actors lack tests/
+    try:
+        simulation.run_simulation(
+            server_app=server, client_app=client, num_supernodes=NUM_NODES,
+            backend_config={"client_resources": {"num_cpus": 1}, "init_args": {"num_cpus": 2}},
+        )  # fmt: skip
+    finally:
+        ray_cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert selected == expected
