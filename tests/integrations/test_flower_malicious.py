@@ -345,13 +345,13 @@ def test_the_mod_in_flowers_simulation_engine(data_root: Path) -> None:
     mod = malicious_peer_mod(flwr_strategy.Krum(num_malicious_nodes=1), VICTIM, model=model,
                              batch=lambda m, c: batches(0, ATTACKER),
                              victim_labels=lambda m, c: batches(0, VICTIM)[1],
-                             local_lr=schedule.lr, num_nodes=NUM_NODES)  # fmt: skip
+                             local_lr=schedule.lr, num_nodes=NUM_NODES,
+                             attacker_nodes={ATTACKER})  # fmt: skip
 
-    def attacker_only(message: Any, context: Any, call_next: Any) -> Any:
-        if int(context.node_config["partition-id"]) != ATTACKER:
-            return call_next(message, context)
+    def remembering(message: Any, context: Any, call_next: Any) -> Any:
+        """Reports how much the node held in Context.state before the mod ran."""
         remembered = len(context.state.array_records)
-        reply = mod(message, context, call_next)
+        reply = call_next(message, context)
         reply.content["metrics"]["kept"] = remembered
         return reply
 
@@ -362,7 +362,9 @@ def test_the_mod_in_flowers_simulation_engine(data_root: Path) -> None:
         reply.content["metrics"]["kept"] = 0
         return reply
 
-    apps, contexts = federation_apps(train, attacker_only), node_contexts()
+    # one ClientApp for every node, as in the engine; the mod acts on the attacker's node only
+    apps = [client_app(train, [remembering, mod]) for _ in range(NUM_NODES)]
+    contexts = node_contexts()
     state, expected = dict(model.state_dict()), []
     for t in range(3):
         new, sent = flower_round(
@@ -391,8 +393,9 @@ def test_the_mod_in_flowers_simulation_engine(data_root: Path) -> None:
                 replies, key=lambda reply: float(reply.content["metrics"]["partition"])
             )
             assert len(ordered) == NUM_NODES
-            remembered = float(ordered[ATTACKER].content["metrics"]["kept"])
-            assert remembered == (0.0 if server_round == 1 else 4.0), "node state kept"
+            kept = [float(reply.content["metrics"]["kept"]) for reply in ordered]
+            assert kept[ATTACKER] == (0.0 if server_round == 1 else 4.0), "node state kept"
+            assert not any(kept[k] for k in range(NUM_NODES) if k != ATTACKER), "honest nodes"
             arrays, metrics = super().aggregate_train(server_round, ordered)
             selected.append(float(metrics["partition"]))
             return arrays, metrics
@@ -408,7 +411,7 @@ def test_the_mod_in_flowers_simulation_engine(data_root: Path) -> None:
             grid=grid, initial_arrays=flwr_app.ArrayRecord(model.state_dict()), num_rounds=3
         )
 
-    client = client_app(train, [attacker_only])
+    client = client_app(train, [remembering, mod])
     ray_cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the actors lack tests/
     try:
         simulation.run_simulation(

@@ -20,7 +20,9 @@ The server's rule is Flower's **own** strategy object (``Krum``, ``MultiKrum``, 
 Units: gradleak plans pseudo-gradients ``(w_t − w_local) / lr``; Flower's robust strategies
 aggregate the weights themselves, with no server learning rate, so the mod sends
 ``w_t − lr · upload``. Krum's distances, the median and trimmed windows are unchanged by that
-map (a shift and a common scale), so Flower's rule makes the decision gradleak's makes.
+map (a shift and a common scale), so Flower's rule makes the decision gradleak's makes, up to
+rounding: Flower's Krum takes float32 squared distances as |x|² + |y|² − 2x·y of the weights,
+whose error grows with |w|², so near-ties between small updates may fall either way.
 One mod is one attacker (``f = 1``); the rounds before ``first_round`` it stays honest.
 """
 
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -214,11 +216,14 @@ class MaliciousPeerMod:
     arrays_key: str
     config_key: str
     state_key: str
+    attacker_nodes: frozenset[int] | None = None
 
     def __call__(self, message: Message, context: Context, call_next: ClientAppCallable) -> Message:
         reply = call_next(message, context)
         kind = message.metadata.message_type.split(".")[0]
         if kind != flower().MessageType.TRAIN or reply.has_error():
+            return reply
+        if self.attacker_nodes is not None and self._client_id(context) not in self.attacker_nodes:
             return reply
         t = self._server_round(message.content) - 1
         if t < self.first_round - 1:
@@ -332,6 +337,7 @@ def malicious_peer_mod(
     arrays_key: str = "arrays",
     config_key: str = "config",
     state_key: str = "gradleak.malicious",
+    attacker_nodes: Collection[int] | None = None,
 ) -> MaliciousPeerMod:
     """A client mod that replaces this node's train reply with the maliciously curious upload.
 
@@ -343,7 +349,16 @@ def malicious_peer_mod(
     this round, and ``local_*`` / ``momentum`` the local schedule the server announces.
     ``first_round`` is a Flower server round (1-based); ``seed`` and ``client_id`` (default:
     the node's ``partition-id``, else its node id) seed the upload's jitter as gradleak's
-    simulator does, so the same run gives the same upload.
+    simulator does, so the same run gives the same upload. A ``ClientApp``'s mods run on every
+    node of the app: in a simulation, name the attacker's nodes (client ids) in
+    ``attacker_nodes``; the others pass through untouched.
+
+    Example (Flower's quickstart layout; ``Net``, ``load_batch``, ``victim_batch`` are the app's)::
+
+        mod = malicious_peer_mod(Krum(num_malicious_nodes=1), victim=1, model=Net(),
+                                 batch=load_batch, victim_labels=lambda m, c: victim_batch()[1],
+                                 local_lr=0.01, local_steps=3, num_nodes=8, attacker_nodes={0})
+        app = ClientApp(mods=[mod])
     """
     flower()
     if local_lr <= 0 or local_steps < 1:
@@ -364,4 +379,5 @@ def malicious_peer_mod(
     schedule = LocalSchedule(local_steps, local_lr, local_batch_size, momentum)
     return MaliciousPeerMod(shape, victim, strategy, options, copy.deepcopy(model), schedule,
                             batch, victim_labels, first_round, seed, client_id, dp, train_mode,
-                            arrays_key, config_key, state_key)  # fmt: skip
+                            arrays_key, config_key, state_key,
+                            None if attacker_nodes is None else frozenset(attacker_nodes))  # fmt: skip
