@@ -9,17 +9,17 @@
   global models, for attacks on its peers.
 - ``LegacyCaptureStrategy`` (``gradleak.integrations.flower.legacy``, imported on demand): the
   same capture for apps on the older ``configure_fit`` / ``aggregate_fit`` strategy API.
-- ``malicious_peer_mod`` (``gradleak.integrations.flower.malicious``) when installed.
+- :func:`malicious_peer_mod`: a node that uploads gradleak's maliciously curious update, against
+  Flower's own robust strategies (``gradleak.integrations.flower.malicious``).
 """
 
 from __future__ import annotations
-
-import importlib.util
 
 from gradleak.integrations.flower._flwr import require_flwr
 
 require_flwr()
 
+from gradleak.integrations.flower.malicious import malicious_peer_mod  # noqa: E402
 from gradleak.integrations.flower.mods import (  # noqa: E402
     curious_peer_mod,
     ground_truth_mod,
@@ -32,11 +32,7 @@ __all__ = [
     "CaptureStrategy",
     "curious_peer_mod",
     "ground_truth_mod",
+    "malicious_peer_mod",
     "received_global_models",
     "record_batch",
 ]
-
-if importlib.util.find_spec(f"{__name__}.malicious") is not None:  # optional module
-    from gradleak.integrations.flower.malicious import malicious_peer_mod
-
-    __all__ += ["malicious_peer_mod"]
