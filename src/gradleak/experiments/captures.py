@@ -21,8 +21,8 @@ import io
 import json
 import sqlite3
 import zipfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ import numpy as np
 
 from gradleak.errors import StoreError
 from gradleak.experiments.store import ResultStore, _connect
-from gradleak.experiments.store_errors import damaged, from_os, from_sqlite
+from gradleak.experiments.store_errors import damaged, guarded, write_transaction
 
 GLOBAL = -1
 """The ``node`` of a round's global rows (what the server sent, what it aggregated to)."""
@@ -139,26 +139,11 @@ class CaptureStore:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise from_sqlite(self.path, exc) from None
-        except OSError as exc:
-            raise from_os(self.path, exc) from None
+    def _guard(self) -> AbstractContextManager[None]:
+        return guarded(self.path)
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._guard():
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-                self._conn.commit()
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.rollback()
-                raise
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self._conn, self.path)
 
     def put(
         self,

@@ -20,8 +20,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,7 +32,9 @@ from gradleak.experiments.store_errors import (
     damaged,
     from_os,
     from_sqlite,
+    guarded,
     not_a_store,
+    write_transaction,
 )
 
 STORE_FORMAT = "gradleak-results"
@@ -201,34 +202,11 @@ class ResultStore:
         self.path = path
         self.owner = this_owner()
 
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        """Turn SQLite and file-system failures into one-line :class:`StoreError`s."""
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise from_sqlite(self.path, exc) from None
-        except OSError as exc:
-            raise from_os(self.path, exc) from None
+    def _guard(self) -> contextlib.AbstractContextManager[None]:
+        return guarded(self.path)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction that takes the write lock first (``BEGIN IMMEDIATE``), so that
-        what it reads cannot change before it writes; rolled back whole on any failure."""
-        with self._guard():
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-                self._conn.commit()
-            except BaseException:
-                self._rollback()
-                raise
-
-    def _rollback(self) -> None:
-        # The failure being reported matters more than one in rolling back.
-        with contextlib.suppress(sqlite3.Error):
-            if self._conn.in_transaction:
-                self._conn.rollback()
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self._conn, self.path)
 
     @classmethod
     def check(cls, path: Path) -> None:

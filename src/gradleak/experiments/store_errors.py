@@ -8,8 +8,11 @@ recorded; these messages say so, and say what to do.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from gradleak.errors import StoreError
@@ -87,3 +90,32 @@ def check_path(path: Path, must_exist: bool) -> None:
         raise StoreError(f"results store {path} is a directory; give the path of a file")
     if must_exist and not path.exists():
         raise StoreError(f"results store {path} does not exist")
+
+
+@contextmanager
+def guarded(path: Path) -> Iterator[None]:
+    """Turn SQLite and file-system failures on the store at ``path`` into one-line
+    :class:`StoreError`s."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise from_sqlite(path, exc) from None
+    except OSError as exc:
+        raise from_os(path, exc) from None
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection, path: Path) -> Iterator[sqlite3.Connection]:
+    """One write transaction that takes the write lock first (``BEGIN IMMEDIATE``), so that what
+    it reads cannot change before it writes; rolled back whole on any failure (the failure being
+    reported matters more than one in rolling back)."""
+    with guarded(path):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.commit()
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.rollback()
+            raise
