@@ -33,6 +33,26 @@ def data_root() -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def text_cache() -> Path:
+    """Where the pinned gensim wheel's corpora are cached ($GRADLEAK_TEXT_CACHE, or one folder
+    under the temp dir so the wheel is fetched once per machine); skip when it cannot be had."""
+    import tempfile
+
+    from gradleak.data.text_corpus import gensim_file
+    from gradleak.errors import DataError
+
+    cache = Path(
+        os.environ.get("GRADLEAK_TEXT_CACHE") or Path(tempfile.gettempdir()) / "gradleak-text-cache"
+    )
+    try:
+        for name in ("lee_background.cor", "lee.cor", "pang_lee_polarity.cor"):
+            gensim_file(name, cache)
+    except DataError as exc:
+        pytest.skip(f"offline and the gensim 4.4.0 corpora are not cached in {cache}: {exc}")
+    return cache
+
+
 @pytest.fixture(autouse=True)
 def _no_leaked_torch_state() -> Iterator[None]:
     """Fail a test that leaves torch's thread count, default dtype or grad mode changed, and
