@@ -14,7 +14,7 @@ from torch import nn
 
 from gradleak.config import ModelConfig
 from gradleak.errors import ConfigError, GradleakError
-from gradleak.models import convnet, lenet, mlp, resnet  # noqa: F401  (registers the builders)
+from gradleak.models import convnet, lenet, mlp, resnet, text  # noqa: F401  (registers the builders)
 from gradleak.models.base import MIN_IMAGE_SIZE, MODELS, ModelSpec, default_activation
 from gradleak.models.layers import ACTIVATIONS, NORMS
 

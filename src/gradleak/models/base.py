@@ -20,6 +20,10 @@ class ModelSpec:
     activation: str = "relu"
     width: int = 16
     norm: str = "batchnorm"
+    vocab_size: int = 0
+    """Text models only: the tokeniser's vocabulary size (0 for image models)."""
+    seq_len: int = 0
+    """Text models only: the fixed token length (0 for image models)."""
 
 
 ModelBuilder = Callable[[ModelSpec], nn.Module]
