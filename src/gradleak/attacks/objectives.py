@@ -38,14 +38,52 @@ def l1_distance(dummy: Params, target: Params) -> Tensor:
     return _total([(dummy[k] - target[k]).abs().sum() for k in target])
 
 
+def _norm(update: Params) -> Tensor:
+    return _total([v.pow(2).sum() for v in update.values()]).sqrt()
+
+
+class _ConstantNorm:
+    """The L2 norm of the last target seen, kept while the same target comes back.
+
+    An attack compares every dummy update with one observed update, so its norm is constant
+    over the run; recomputing it cost a reduction per tensor on every evaluation. The cache is
+    keyed on the very objects (the dict, each tensor, and each tensor's version counter, so an
+    in-place edit invalidates it) and holds them, so no freed object's id can be mistaken for
+    them. A target that requires gradients is never cached: its norm must stay in the graph.
+    """
+
+    def __init__(self) -> None:
+        self._entry: tuple[Params, tuple[Tensor, ...], tuple[int, ...], Tensor] | None = None
+
+    def __call__(self, target: Params) -> Tensor:
+        tensors = tuple(target.values())
+        versions = tuple(t._version for t in tensors)
+        entry = self._entry
+        if (
+            entry is not None
+            and entry[0] is target
+            and len(entry[1]) == len(tensors)
+            and all(a is b for a, b in zip(entry[1], tensors, strict=True))
+            and entry[2] == versions
+        ):
+            return entry[3]
+        norm = _norm(target)
+        if not any(t.requires_grad for t in tensors):
+            self._entry = (target, tensors, versions, norm)
+        return norm
+
+
+_target_norm = _ConstantNorm()
+
+
 @OBJECTIVES.register("cosine")
 def cosine_distance(dummy: Params, target: Params) -> Tensor:
     """1 − cosine similarity of the whole update vectors (Inverting Gradients): invariant to
-    the update's scale, so an unknown learning rate or averaging weight does not matter."""
+    the update's scale, so an unknown learning rate or averaging weight does not matter. The
+    target's norm is computed once per target (:class:`_ConstantNorm`)."""
     dot = _total([(dummy[k] * target[k]).sum() for k in target])
     dummy_norm = _total([dummy[k].pow(2).sum() for k in target]).sqrt()
-    target_norm = _total([target[k].pow(2).sum() for k in target]).sqrt()
-    return 1 - dot / (dummy_norm * target_norm + 1e-12)
+    return 1 - dot / (dummy_norm * _target_norm(target) + 1e-12)
 
 
 def magnitude_mask(reference: Tensor, keep: float) -> Tensor:

@@ -72,7 +72,8 @@ class GradientStepper(Stepper):
             norm = torch.stack([g.pow(2).sum() for g in grads]).sum().sqrt().clamp_min(1e-12)
             return [g / norm for g in grads]
         if self.settings.lookahead == "l1" or self.settings.signed:
-            return [g.sign() for g in grads]
+            # In place: each ``.grad`` is this step's own fresh tensor, read by nothing else.
+            return [g.sign_() for g in grads]
         return grads
 
     def _set_grads(self, grads: list[Tensor]) -> None:

@@ -61,7 +61,11 @@ class UpdateModel:
         labels: Tensor,
         create_graph: bool = True,
     ) -> Params:
+        """The observed update the replay predicts: the groups' mean pseudo-gradient (a single
+        group's own, with no stack or mean to differentiate through)."""
         updates = self.group_updates(params, buffers, images, labels, create_graph)
+        if len(updates) == 1:
+            return updates[0]
         return {k: torch.stack([u[k] for u in updates]).mean(dim=0) for k in updates[0]}
 
 

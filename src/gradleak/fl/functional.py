@@ -130,12 +130,33 @@ def sgd_steps(
     """Local SGD (heavy-ball momentum) from ``params`` on the schedule's minibatches of
     ``images``: (pseudo-gradient, buffers after the last step).
 
-    The pseudo-gradient is (w_t − w_local) / lr, so one step of FedSGD returns the gradient, and
-    several steps return what FedAvg's update means in gradient units. For one step it is the
-    gradient rounded through w − lr·g, not bit for bit the gradient (entries far below the
-    weight's last bit are lost); a replay that runs this same code rounds the same way.
+    The pseudo-gradient is (w_t − w_local) / lr, so several steps return what FedAvg's update
+    means in gradient units. One step (FedSGD; momentum does not act on a first step) returns
+    the gradient itself: the (w − (w − lr·g))/lr arithmetic would equal it only up to float
+    rounding and costs an attacker's differentiable replay a third more autograd work per
+    iteration. Clients and replays both run this code, so they agree either way.
     ``buffers`` are copied before the first step, so the caller's stay untouched.
     """
+    chunks = schedule.minibatches(images.shape[0])
+    if len(chunks) == 1:
+        local_buffers = {k: v.clone() for k, v in buffers.items()}
+        if chunks[0] != slice(0, images.shape[0]):
+            images, labels = images[chunks[0]], labels[chunks[0]]
+        return grad_fn(params, local_buffers, images, labels)
+    return unrolled_sgd_steps(grad_fn, params, buffers, images, labels, schedule)
+
+
+def unrolled_sgd_steps(
+    grad_fn: GradFn,
+    params: Params,
+    buffers: Params,
+    images: Tensor,
+    labels: Tensor,
+    schedule: LocalSchedule,
+) -> tuple[Params, Params]:
+    """:func:`sgd_steps` without its one-step shortcut: every step applied to the weights and
+    the pseudo-gradient read off them, whatever the number of steps (the general path, which
+    the shortcut must agree with up to rounding)."""
     current = dict(params)
     local_buffers = {k: v.clone() for k, v in buffers.items()}
     velocity: Params = {}

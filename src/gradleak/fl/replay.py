@@ -36,10 +36,13 @@ def group_updates(
 ) -> list[Params]:
     """Each group's pseudo-gradient, replayed from the same weights on its share of the batch
     (the caller sets the model's train/eval mode)."""
-    updates = [
-        local_update(model, params, buffers, images[idx], labels[idx], schedule, create_graph)[0]
-        for idx in torch.arange(images.shape[0]).chunk(num_groups)
-    ]
+    if num_groups == 1:  # the whole batch: no index gather to differentiate through
+        updates = [local_update(model, params, buffers, images, labels, schedule, create_graph)[0]]
+    else:
+        updates = [
+            local_update(model, params, buffers, images[i], labels[i], schedule, create_graph)[0]
+            for i in torch.arange(images.shape[0]).chunk(num_groups)
+        ]
     if clip_norm is None:
         return updates
     return [clip_update(update, clip_norm) for update in updates]
