@@ -39,14 +39,14 @@ def text_cache() -> Path:
     under the temp dir so the wheel is fetched once per machine); skip when it cannot be had."""
     import tempfile
 
-    from gradleak.data.text_corpus import gensim_file
+    from gradleak.data.text_corpus import GENSIM_MEMBERS, gensim_file
     from gradleak.errors import DataError
 
     cache = Path(
         os.environ.get("GRADLEAK_TEXT_CACHE") or Path(tempfile.gettempdir()) / "gradleak-text-cache"
     )
     try:
-        for name in ("lee_background.cor", "lee.cor", "pang_lee_polarity.cor"):
+        for name in GENSIM_MEMBERS:
             gensim_file(name, cache)
     except DataError as exc:
         pytest.skip(f"offline and the gensim 4.4.0 corpora are not cached in {cache}: {exc}")

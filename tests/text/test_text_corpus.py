@@ -93,3 +93,24 @@ def test_split_sentences() -> None:
         "She stayed!",
         '"Why?" 3 more. ok then.',
     ]
+
+
+def test_wiki_sample_is_plain_prose(text_cache: Path) -> None:
+    data = TEXT_DATASETS.get("wiki_sample")(text_cache)
+    assert len(data) > 1000
+    assert data.num_classes == 1
+    joined = " ".join(data.sentences)
+    for markup in ("[[", "]]", "{{", "}}", "<ref", "''"):
+        assert markup not in joined
+    assert all(len(s.split()) >= 5 for s in data.sentences)
+
+
+def test_wiki_markup_is_stripped() -> None:
+    from gradleak.data.text_corpus import wiki_sentences
+
+    page = (
+        "{{Infobox|a={{b}}}}\n== History ==\n"
+        "'''Anarchism''' is a [[political philosophy|philosophy]] that rejects rulers.<ref>x</ref>"
+        " It is old.\n* a list item that is long enough here\n"
+    )
+    assert wiki_sentences(page) == ["Anarchism is a philosophy that rejects rulers."]

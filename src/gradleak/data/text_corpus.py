@@ -5,6 +5,8 @@ real corpora among its test data (verified in the wheel):
 
 - ``gensim/test/test_data/lee_background.cor`` (300 ABC news articles) and
   ``gensim/test/test_data/lee.cor`` (50 more): the Lee corpus, one article a line;
+- ``gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2``:
+  206 Wikipedia pages as MediaWiki XML (the markup is stripped crudely, see :func:`load_wiki`);
 - ``gensim/test/test_data/pang_lee_polarity.cor``: 200 Rotten Tomatoes sentences (Pang & Lee
   polarity), ``__label__neg`` / ``__label__pos`` then the lower-cased, tokenised sentence.
 
@@ -18,6 +20,7 @@ oversized, empty or non-UTF-8 file with one :class:`~gradleak.errors.DataError` 
 
 from __future__ import annotations
 
+import bz2
 import hashlib
 import os
 import re
@@ -26,6 +29,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.etree import ElementTree
 
 import torch
 
@@ -41,6 +45,8 @@ GENSIM_WHEEL = "gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x8
 GENSIM_WHEEL_SHA256 = "91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8"
 """SHA-256 of the wheel above, as pip downloaded it from PyPI on 2026-12-02."""
 _TEST_DATA = "gensim/test/test_data/"
+WIKI_FILE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+"""A MediaWiki XML export of 206 English Wikipedia pages (bz2, UTF-8), in the same wheel."""
 GENSIM_ENCODING = "cp1252"
 """The wheel's corpora are Windows-1252, not UTF-8 (checked: lee.cor has byte 0xA3 in "£3,000",
 pang_lee_polarity.cor 0x97 for an em dash and 0xE9 in "clichés"); decoded as such."""
@@ -48,6 +54,7 @@ GENSIM_MEMBERS = {
     "lee_background.cor": _TEST_DATA + "lee_background.cor",
     "lee.cor": _TEST_DATA + "lee.cor",
     "pang_lee_polarity.cor": _TEST_DATA + "pang_lee_polarity.cor",
+    WIKI_FILE: _TEST_DATA + WIKI_FILE,
 }
 
 
@@ -265,3 +272,64 @@ def load_text_dataset(name: str, cache: Path) -> TextDataset:
     if name in TEXT_DATASETS:
         return TEXT_DATASETS.get(name)(cache)
     return load_text_path(Path(name))
+
+
+_MARKUP = [
+    (re.compile(r"<!--.*?-->", re.S), " "),
+    (re.compile(r"<ref[^>/]*/>|<ref[^>]*>.*?</ref>", re.S), " "),
+    (re.compile(r"<[^>]+>"), " "),
+    (re.compile(r"\{\|.*?\|\}", re.S), " "),  # tables
+    (re.compile(r"\[\[(?:[^\]|]*\|)?([^\]|]*)\]\]"), r"\1"),  # [[target|text]] -> text
+    (re.compile(r"\[https?://\S+\s*([^\]]*)\]"), r"\1"),  # [url text] -> text
+    (re.compile(r"'{2,}"), ""),
+    (re.compile(r"&nbsp;"), " "),
+]
+_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
+_PLAIN = re.compile(r"^[A-Za-z0-9 ,.;:'\"()\-]+$")
+
+
+def wiki_sentences(wikitext: str) -> list[str]:
+    """Plain sentences of one page's wikitext: templates, tables, refs and link targets gone.
+
+    Crude on purpose (no parser dependency): only prose lines are kept, and only sentences of
+    5 or more words made of plain characters, so leftover markup is dropped rather than scored.
+    """
+    text = wikitext
+    for _ in range(5):  # nested templates, innermost first
+        text = _TEMPLATE.sub(" ", text)
+    for pattern, repl in _MARKUP:
+        text = pattern.sub(repl, text)
+    out = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "=*#:;|!{}[" or line.lower().startswith(("file:", "image:")):
+            continue
+        for sentence in split_sentences(" ".join(line.split())):
+            if len(sentence.split()) >= 5 and _PLAIN.match(sentence):
+                out.append(sentence)
+    return out
+
+
+@TEXT_DATASETS.register("wiki_sample")
+def load_wiki(cache: Path) -> TextDataset:
+    """Prose sentences of the 206-page Wikipedia sample; one class (the pages carry no labels)."""
+    path = gensim_file(WIKI_FILE, cache)
+    decompressor = bz2.BZ2Decompressor()
+    try:
+        xml = decompressor.decompress(path.read_bytes(), max_length=MAX_TEXT_BYTES)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a readable bz2 file: {exc}") from None
+    if not decompressor.eof:
+        raise DataError(f"{path} unpacks to over {MAX_TEXT_BYTES} bytes")
+    try:
+        root = ElementTree.fromstring(xml.decode("utf-8"))
+    except (UnicodeDecodeError, ElementTree.ParseError) as exc:
+        raise DataError(f"{path} is not a UTF-8 MediaWiki export: {exc}") from None
+    sentences: list[str] = []
+    for element in root.iter():
+        if element.tag.endswith("}text") and element.text:
+            sentences += wiki_sentences(element.text)
+    if not sentences:
+        raise DataError(f"{path} holds no prose sentences")
+    labels = torch.zeros(len(sentences), dtype=torch.long)
+    return TextDataset("wiki_sample", sentences, labels, 1)
