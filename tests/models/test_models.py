@@ -15,6 +15,7 @@ from gradleak.models import MODELS, build_model, last_linear_names
 from gradleak.models.base import ModelSpec
 
 NAMES = ["lenet_dlg", "lenet_rog", "lenet5", "convnet", "resnet18", "mlp"]
+"""Builders that take any size from 16 (resnet18_imagenet needs 64: tests/models/test_resnet_imagenet.py)."""
 
 
 def small(name: str, **fields: object) -> ModelConfig:

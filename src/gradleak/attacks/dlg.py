@@ -17,6 +17,7 @@ from gradleak.attacks.matching import MatchingLoss
 from gradleak.attacks.objectives import OBJECTIVES
 from gradleak.attacks.optim import SCHEDULERS, LoopSettings
 from gradleak.attacks.parametrizations import (
+    INITS,
     ParametrizationFactory,
     ParametrizationSettings,
     PixelParametrization,
@@ -32,6 +33,14 @@ class DLGOptions(AttackOptions):
     schedule: str = "constant"
     lbfgs_inner: int = 20
     box: bool = False
+    init: str = "uniform"
+    """The starting draw of the dummy pixels (a name in ``parametrizations.INITS``): ``uniform``
+    on [0, 1], or ``normal`` N(0, 1) as the authors' code does (``torch.randn``). Uniform stays
+    the default because it measured better here: LeNet-DLG sigmoid, CIFAR-10 test images 0-7 at
+    32x32, 50 L-BFGS steps x 2 restarts, recovered labels: mean PSNR 31.7 dB uniform vs 15.4 dB
+    normal (seed 0). With several ``attack.restarts`` the one kept is the one whose
+    gradient-matching loss is lowest (``optim.optimize_restarts``; never chosen by ground
+    truth)."""
 
 
 @ATTACKS.register("dlg")
@@ -52,6 +61,7 @@ class DLG(GradientMatchingAttack):
         self.objective = self.component("objective", OBJECTIVES)
         self.component("optimizer", OPTIMIZERS)
         self.component("schedule", SCHEDULERS)
+        self.component("init", INITS)
 
     def fixed_labels(self, target: AttackTarget) -> Tensor | None:
         if self.joint_labels and self.config.labels == "recovered":
@@ -62,7 +72,8 @@ class DLG(GradientMatchingAttack):
         return MatchingLoss(target, self.objective, self.tv_weight)
 
     def parametrization(self) -> tuple[ParametrizationFactory, ParametrizationSettings]:
-        return PixelParametrization, ParametrizationSettings(box=self.options.box)
+        settings = ParametrizationSettings(box=self.options.box, init=self.options.init)
+        return PixelParametrization, settings
 
     def loop_settings(self) -> LoopSettings:
         opts = self.options

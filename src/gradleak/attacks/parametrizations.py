@@ -32,6 +32,17 @@ class ParametrizationSettings:
     """Generator: size of the fixed code z per image."""
     width: int = 256
     """Generator: channels of its conv blocks (the authors use 256)."""
+    init: str = "uniform"
+    """Pixels: the distribution of the starting draw, a name in :data:`INITS`: ``uniform`` on
+    [0, 1] (Inverting Gradients) or ``normal`` N(0, 1) (the original DLG code's ``randn``)."""
+
+
+Init = Callable[[tuple[int, ...], torch.Generator], Tensor]
+"""(shape, generator) -> a starting draw of pixels."""
+
+INITS: Registry[Init] = Registry("init")
+INITS.register("uniform")(lambda shape, generator: torch.rand(shape, generator=generator))
+INITS.register("normal")(lambda shape, generator: torch.randn(shape, generator=generator))
 
 
 class Parametrization(ABC):
@@ -75,7 +86,8 @@ class PixelParametrization(Parametrization):
         device: torch.device,
         settings: ParametrizationSettings,
     ) -> None:
-        self.pixels = torch.rand(shape, generator=generator).to(device).requires_grad_(True)
+        draw = INITS.get(settings.init)(shape, generator)
+        self.pixels = draw.to(device).requires_grad_(True)
         self.box = settings.box
 
     def parameters(self) -> list[Tensor]:

@@ -11,7 +11,7 @@ import os
 import torch
 
 from gradleak.config import DataConfig
-from gradleak.data import celeba, cifar, imagefolder, mnist, samples
+from gradleak.data import celeba, cifar, imagefolder, mnist, samples, showcase
 from gradleak.data.base import DATASETS, DatasetReader, ImageDataset, RawImages
 from gradleak.data.catalog import DatasetStatus, available_datasets
 from gradleak.data.transforms import prepare
@@ -27,7 +27,7 @@ __all__ = [
     "load_dataset",
 ]
 
-_READER_MODULES = (celeba, cifar, imagefolder, mnist, samples)
+_READER_MODULES = (celeba, cifar, imagefolder, mnist, samples, showcase)
 """Imported for their registrations."""
 
 

@@ -1,6 +1,9 @@
-"""CIFAR-style ResNet-18 (He et al. 2016, as used by Inverting Gradients and breaching).
+"""ResNet-18 in two layouts (He et al. 2016).
 
-A 3x3 stride-1 stem without max-pooling, four stages of two BasicBlocks, global average pooling
+``resnet18`` is the CIFAR variant (as used by Inverting Gradients and breaching): a 3x3 stride-1
+stem without max-pooling. ``resnet18_imagenet`` is the ImageNet (torchvision) layout that
+FedLeak's authors attack: a 7x7 stride-2 stem and a 3x3 stride-2 max-pool, so a 128x128 image
+reaches the last stage at 4x4. Both have four stages of two BasicBlocks, global average pooling
 and a linear head. The base width is ``4 * spec.width`` so that the default width 16 gives the
 standard 64-128-256-512 network, while ``model.width`` still scales it.
 """
@@ -10,11 +13,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gradleak.errors import ConfigError
 from gradleak.models.base import MODELS, ModelSpec
 from gradleak.models.layers import activation, norm2d
 
 BLOCKS_PER_STAGE = (2, 2, 2, 2)
 BASE_WIDTH_PER_WIDTH = 4
+IMAGENET_MIN_SIZE = 64
+"""The smallest image the ImageNet layout takes: 32x down-sampling leaves it 2x2 at the end."""
 
 
 class BasicBlock(nn.Module):
@@ -41,14 +47,9 @@ class BasicBlock(nn.Module):
         return self.act2(out + self.shortcut(x))
 
 
-@MODELS.register("resnet18")
-def resnet18(spec: ModelSpec) -> nn.Module:
-    base = BASE_WIDTH_PER_WIDTH * spec.width
-    layers: list[nn.Module] = [
-        nn.Conv2d(spec.channels, base, 3, 1, padding=1, bias=False),
-        norm2d(spec.norm, base),
-        activation(spec.activation),
-    ]
+def _stages(spec: ModelSpec, stem: list[nn.Module], base: int) -> nn.Module:
+    """The stem, then four stages of BasicBlocks doubling the width, pooling and the head."""
+    layers = list(stem)
     channels = base
     for stage, blocks in enumerate(BLOCKS_PER_STAGE):
         out_channels = base * 2**stage
@@ -58,3 +59,37 @@ def resnet18(spec: ModelSpec) -> nn.Module:
             channels = out_channels
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, spec.num_classes)]
     return nn.Sequential(*layers)
+
+
+@MODELS.register("resnet18")
+def resnet18(spec: ModelSpec) -> nn.Module:
+    """The CIFAR variant: 3x3 stride-1 stem, no max-pool (full resolution into stage one)."""
+    base = BASE_WIDTH_PER_WIDTH * spec.width
+    stem: list[nn.Module] = [
+        nn.Conv2d(spec.channels, base, 3, 1, padding=1, bias=False),
+        norm2d(spec.norm, base),
+        activation(spec.activation),
+    ]
+    return _stages(spec, stem, base)
+
+
+@MODELS.register("resnet18_imagenet")
+def resnet18_imagenet(spec: ModelSpec) -> nn.Module:
+    """The ImageNet (torchvision) layout FedLeak's headline case attacks: 7x7 stride-2 stem and
+    3x3 stride-2 max-pool (a 4x smaller map into stage one); with 1000 classes and BatchNorm it
+    has torchvision's 11,689,512 parameters. The activation is ``model.activation`` (sigmoid in
+    FedLeak's case). It refuses images under 64 px: the network down-samples 32x, and at 1x1
+    in the last stage train-mode BatchNorm has one value per channel at batch 1."""
+    if spec.image_size < IMAGENET_MIN_SIZE:
+        raise ConfigError(
+            f"model resnet18_imagenet needs data.image_size >= {IMAGENET_MIN_SIZE} "
+            f"(got {spec.image_size}); use model.name=resnet18 (the CIFAR variant) for small images"
+        )
+    base = BASE_WIDTH_PER_WIDTH * spec.width
+    stem: list[nn.Module] = [
+        nn.Conv2d(spec.channels, base, 7, 2, padding=3, bias=False),
+        norm2d(spec.norm, base),
+        activation(spec.activation),
+        nn.MaxPool2d(3, 2, padding=1),
+    ]
+    return _stages(spec, stem, base)
