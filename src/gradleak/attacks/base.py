@@ -41,7 +41,8 @@ class AttackOptions(BaseModel):
 
 @dataclass
 class Reconstruction:
-    """An attack's output: images in [0, 1], labels when it recovered them, and its trace."""
+    """An attack's output: images in [0, 1] (B, C, H, W), or for a text attack token ids
+    (B, T) (long), labels when it recovered them, and its trace."""
 
     images: Tensor
     labels: Tensor | None
@@ -65,6 +66,9 @@ class Attack(ABC):
     name: ClassVar[str]
     requires: ClassVar[frozenset[str]] = frozenset()
     Options: ClassVar[type[AttackOptions]] = AttackOptions
+    modality: ClassVar[str] = "image"
+    """What the attack reconstructs: ``"image"`` (pixels) or ``"text"`` (token ids); a run
+    refuses an attack whose modality is not its data's."""
     default_lr: ClassVar[float] = 0.1
     """This attack's step size when ``attack.lr`` is unset (None): each paper tuned its own."""
     default_tv_weight: ClassVar[float] = 1e-4

@@ -29,11 +29,23 @@ def recover_single_label(model: nn.Module, update: Params) -> Tensor:
     return class_signal(model, update).argmin().reshape(1)
 
 
+def random_inputs(
+    model: nn.Module, input_shape: tuple[int, ...], count: int, generator: torch.Generator
+) -> Tensor:
+    """``count`` random inputs the model accepts: images uniform on [0, 1] for an image shape
+    (C, H, W), uniformly drawn token ids for a text shape (T,) (the vocabulary is the model's
+    token embedding, public with the model)."""
+    embedding = getattr(model, "token_embedding", None)
+    if len(input_shape) == 1 and isinstance(embedding, nn.Embedding):
+        return torch.randint(embedding.num_embeddings, (count, *input_shape), generator=generator)
+    return torch.rand((count, *input_shape), generator=generator)
+
+
 def _expected_probabilities(
     model: nn.Module,
     params: Params,
     buffers: Params,
-    image_shape: tuple[int, int, int],
+    image_shape: tuple[int, ...],
     probes: int = 32,
 ) -> tuple[Tensor, Tensor]:
     """Mean softmax output and mean last-layer input on random images: what the attacker can
@@ -46,7 +58,7 @@ def _expected_probabilities(
     try:
         generator = torch.Generator().manual_seed(0)
         device = next(iter(params.values())).device
-        probe = torch.rand((probes, *image_shape), generator=generator).to(device)
+        probe = random_inputs(model, image_shape, probes, generator).to(device)
         with torch.no_grad():
             logits = forward(model, params, {k: v.clone() for k, v in buffers.items()}, probe)
     finally:
@@ -60,7 +72,7 @@ def recover_label_counts(
     buffers: Params,
     update: Params,
     batch_size: int,
-    image_shape: tuple[int, int, int],
+    image_shape: tuple[int, ...],
     multiplicity: float = 1.0,
 ) -> Tensor:
     """Count-based labels for a batch: count_c ≈ B·(p̄_c − g_c), with p̄ the model's mean
@@ -92,7 +104,7 @@ def recover_labels(
     buffers: Params,
     update: Params,
     batch_size: int,
-    image_shape: tuple[int, int, int],
+    image_shape: tuple[int, ...],
     multiplicity: float = 1.0,
 ) -> Tensor:
     """iDLG for one image, count-based for a batch."""

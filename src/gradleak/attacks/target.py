@@ -10,7 +10,7 @@ know which threat built it. A :class:`MultiRoundTarget` holds several rounds mat
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +19,9 @@ from gradleak.fl.functional import LocalSchedule, Params, local_update
 from gradleak.fl.knowledge import Capabilities
 from gradleak.fl.replay import group_updates
 from gradleak.models import last_linear_names
+
+if TYPE_CHECKING:
+    from gradleak.data.text_tokenizer import TextTokenizer
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,8 @@ class AttackTarget:
     buffers: Params
     observed_update: Params
     num_images: int
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, ...]
+    """The shape of one input: (C, H, W) for images, (T,) for a sentence of T token ids."""
     num_classes: int
     capabilities: Capabilities
     labels: Tensor | None = None
@@ -86,6 +90,14 @@ class AttackTarget:
     observed_buffers: Params | None = None
     """The client's BatchNorm buffers after its local training, when ``knows_buffers`` grants
     them: BatchNorm-statistics matching reads the batch's own statistics off them."""
+    tokenizer: TextTokenizer | None = None
+    """Text targets only: the deployed model's tokeniser (public: it ships with the model), so
+    an attack can name special tokens and encode public text for a language-model prior."""
+
+    @property
+    def modality(self) -> str:
+        """``"text"`` for a target of token ids, ``"image"`` otherwise."""
+        return "text" if self.tokenizer is not None else "image"
 
     @property
     def model(self) -> nn.Module:
@@ -102,9 +114,11 @@ def target_from_batch(
     labels: Tensor,
     schedule: LocalSchedule | None = None,
     capabilities: Capabilities | None = None,
+    tokenizer: TextTokenizer | None = None,
 ) -> AttackTarget:
     """The target a curious server would form from one client training on this batch, with
-    the model's current weights: for tests and benchmarks that need no federation."""
+    the model's current weights: for tests and benchmarks that need no federation. For text,
+    ``images`` are token ids (B, T) and ``tokenizer`` is the model's."""
     schedule = schedule or LocalSchedule()
     capabilities = capabilities or Capabilities()
     params = {k: v.detach().clone() for k, v in model.named_parameters()}
@@ -116,10 +130,11 @@ def target_from_batch(
         buffers=buffers,
         observed_update=observed,
         num_images=images.shape[0],
-        image_shape=(images.shape[1], images.shape[2], images.shape[3]),
+        image_shape=tuple(images.shape[1:]),
         num_classes=model.get_parameter(last_linear_names(model)[0]).shape[0],
         capabilities=capabilities,
         labels=labels if capabilities.knows_labels else None,
+        tokenizer=tokenizer,
     )
 
 

@@ -94,7 +94,7 @@ class ObservationContext:
     model: nn.Module
     protocol: ProtocolInfo
     capabilities: Capabilities
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, ...]
     num_classes: int
 
     @classmethod
@@ -103,7 +103,7 @@ class ObservationContext:
         model: nn.Module,
         protocol: ProtocolInfo,
         capabilities: Capabilities,
-        image_shape: tuple[int, int, int],
+        image_shape: tuple[int, ...],
         num_classes: int,
     ) -> ObservationContext:
         return cls(copy.deepcopy(model), protocol, capabilities, image_shape, num_classes)
@@ -126,7 +126,7 @@ class ServerObservation:
     update: Params
     protocol: KnownProtocol
     capabilities: Capabilities
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, ...]
     num_classes: int
     labels: Tensor | None
     updated_buffers: Params | None
@@ -178,7 +178,7 @@ class ClientHistory:
     rounds: tuple[ClientObservation, ...]
     protocol: KnownProtocol
     capabilities: Capabilities
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, ...]
     num_classes: int
 
     def round(self, round_: int) -> ClientObservation:
