@@ -48,19 +48,39 @@ def _describe(config: ExperimentConfig) -> None:
         f"[bold]threat[/]: {threat.attacker} attacks client {threat.victim} at round {threat.round} "
         f"| [bold]attack[/]: {config.attack.name}, {config.attack.iterations} iterations, "
         f"labels {config.attack.labels}\n[bold]deployment[/]: {config.data.name} "
-        f"{config.data.image_size}px, {config.model.name}, {fed.num_clients} clients, "
+        f"{_input_size(config)}, {config.model.name}, {fed.num_clients} clients, "
         f"batch {fed.batch_size}, {fed.protocol}, aggregator {config.defense.aggregator.name}"
     )
 
 
-SUMMARY_KEYS = (
-    "psnr_mean",
-    "ssim_mean",
-    "lpips_mean",
-    "label_accuracy",
-    "iterations",
-    "wall_seconds",
-)
+def _input_size(config: ExperimentConfig) -> str:
+    from gradleak.data.text_loading import is_text_dataset
+
+    if is_text_dataset(config.data.name):
+        return f"{config.data.seq_len} tokens"
+    return f"{config.data.image_size}px"
+
+
+SUMMARY_KEYS = {
+    "image": (
+        "psnr_mean",
+        "ssim_mean",
+        "lpips_mean",
+        "label_accuracy",
+        "iterations",
+        "wall_seconds",
+    ),
+    "text": (
+        "rouge1_mean",
+        "rouge2_mean",
+        "rougeL_mean",
+        "token_accuracy",
+        "label_accuracy",
+        "iterations",
+        "wall_seconds",
+    ),
+}
+"""The columns of the summary table a run prints, by the modality of its data."""
 
 
 def _format(value: Any) -> str:
@@ -70,10 +90,14 @@ def _format(value: Any) -> str:
 
 
 def _summary(metrics: dict[str, Any], output: Path) -> None:
-    table = Table(title=f"{metrics['attack']} — {metrics['num_scored_images']} images scored")
-    for key in SUMMARY_KEYS:
+    modality = metrics.get("modality", "image")
+    scored = metrics.get("num_scored_sentences", metrics.get("num_scored_images"))
+    unit = "sentences" if modality == "text" else "images"
+    table = Table(title=f"{metrics['attack']} — {scored} {unit} scored")
+    keys = SUMMARY_KEYS[modality]
+    for key in keys:
         table.add_column(key)
-    table.add_row(*[_format(metrics.get(key)) for key in SUMMARY_KEYS])
+    table.add_row(*[_format(metrics.get(key)) for key in keys])
     Console().print(table)
     if metrics.get("diverged"):
         console.print("[yellow]the attack diverged; the best reconstruction before that was kept")

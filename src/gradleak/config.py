@@ -31,6 +31,8 @@ DATA_ROOT_ENV = "GRADLEAK_DATA"
 MAX_SEED = 2**63 - 1
 """Largest seed: torch takes up to 2**64 - 1, numpy's generators no negative one; this leaves
 room for the offsets derived generators add."""
+MAX_SEQ_LEN = 512
+MAX_VOCAB = 100_000
 MAX_IMAGE_SIZE = 1024
 MAX_BATCH = 65_536
 MAX_CLIENTS = 1_000_000
@@ -85,6 +87,11 @@ class DataConfig(Section):
     "client 0", ...), a stand-in for federated face recognition where a client is one identity
     (LEAF's CelebA splits clients by identity); for data sets whose labels carry nothing (the
     offline CelebA subset). Needs ``partition.scheme: iid``, the one split that ignores labels."""
+    seq_len: int = Field(default=32, ge=2, le=MAX_SEQ_LEN)
+    """Text data only: every sentence is cut or padded to this many tokens ([CLS] and [SEP]
+    included)."""
+    vocab_size: int = Field(default=2000, ge=8, le=MAX_VOCAB)
+    """Text data only: the WordPiece vocabulary trained on the corpus (cached beside it)."""
 
     def resolved_root(self) -> Path:
         return self.root.expanduser() if self.root is not None else default_data_root()

@@ -149,7 +149,7 @@ def test_full_disk_while_writing_keeps_what_was_written_and_never_looks_finished
     def no_space(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("gradleak.experiments.runner.save_reconstruction_grid", no_space)
+    monkeypatch.setattr("gradleak.experiments.outcomes.save_reconstruction_grid", no_space)
     out = tmp_path / "run"
     assert run_cli(tiny_run(out, 2), monkeypatch) == 2
     err = one_line_error(capsys)

@@ -12,8 +12,9 @@ import torch
 
 from gradleak.config import DataConfig
 from gradleak.data import celeba, cifar, imagefolder, mnist, samples, showcase
-from gradleak.data.base import DATASETS, DatasetReader, ImageDataset, RawImages
+from gradleak.data.base import DATASETS, DatasetReader, ImageDataset, RawImages, TokenDataset
 from gradleak.data.catalog import DatasetStatus, available_datasets
+from gradleak.data.text_loading import is_text_dataset, load_token_dataset
 from gradleak.data.transforms import prepare
 from gradleak.errors import DataError
 
@@ -23,6 +24,7 @@ __all__ = [
     "DatasetStatus",
     "ImageDataset",
     "RawImages",
+    "TokenDataset",
     "available_datasets",
     "load_dataset",
 ]
@@ -65,12 +67,15 @@ def _check_fits(count: int, channels: int, cfg: DataConfig) -> None:
 
 
 def load_dataset(cfg: DataConfig, seed: int) -> ImageDataset:
-    """Read ``cfg.name`` from ``cfg.root`` and prepare it as float (N, C, S, S) in [0, 1].
+    """Read ``cfg.name`` from ``cfg.root`` and prepare it as float (N, C, S, S) in [0, 1]; a
+    text data set comes back as token ids (a :class:`TokenDataset`, see ``data.text_loading``).
 
     Selection (shuffle, ``max_images``) happens before resizing so that only kept images pay
     for it. ``seed`` (the experiment's seed) drives the shuffle, so the same seed keeps the same
     images; it is required so that no caller silently shuffles with a default seed.
     """
+    if is_text_dataset(cfg.name):
+        return load_token_dataset(cfg, seed)
     reader = DATASETS.get(cfg.name)
     raw = reader(cfg.resolved_root(), cfg.split, cfg.download)
     keep = _selection(len(raw.labels), cfg, seed)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -42,11 +43,57 @@ class ImageDataset:
     def image_size(self) -> int:
         return int(self.images.shape[-1])
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one model input: (C, H, W)."""
+        return tuple(self.images.shape[1:])
+
+    @property
+    def modality(self) -> str:
+        return "image"
+
     def subset(self, indices: torch.Tensor | list[int]) -> ImageDataset:
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return ImageDataset(
-            self.name, self.images[idx], self.labels[idx], self.num_classes, self.class_names
-        )
+        return replace(self, images=self.images[idx], labels=self.labels[idx])
+
+
+@dataclass(frozen=True)
+class TokenDataset(ImageDataset):
+    """Sentences as token ids (N, T) with labels (N,), and the tokeniser that made them.
+
+    It stands where an :class:`ImageDataset` stands: the federation partitions it, batches it
+    and feeds each client's model whatever ``images`` holds, which here are token ids (a text
+    model's ``forward`` takes ids). The tokeniser (a ``data.text_tokenizer.TextTokenizer``) is
+    public, shipped with the model: threats hand it to the attacker, scoring decodes with it.
+    """
+
+    tokenizer: Any = None
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 2 or self.images.dtype != torch.long:
+            raise ValueError(f"token ids must be long (N, T), got {tuple(self.images.shape)}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError("labels must have one entry per sentence")
+
+    @property
+    def channels(self) -> int:
+        return 1
+
+    @property
+    def image_size(self) -> int:
+        return 0
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.tokenizer.vocab_size) if self.tokenizer is not None else 0
+
+    @property
+    def modality(self) -> str:
+        return "text"
 
 
 @dataclass(frozen=True)

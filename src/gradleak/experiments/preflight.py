@@ -22,6 +22,7 @@ import gradleak.attacks  # noqa: F401 - registers the built-in attacks
 from gradleak.attacks.base import ATTACKS, Attack
 from gradleak.config import ExperimentConfig
 from gradleak.data.base import DATASETS
+from gradleak.data.text_loading import is_text_dataset
 from gradleak.errors import ConfigError, UnknownNameError
 from gradleak.experiments.threats import THREATS, capabilities_of
 from gradleak.experiments.threats.checks import THREAT_CHECKS
@@ -63,6 +64,7 @@ def preflight(config: ExperimentConfig) -> ExperimentConfig:
         THREAT_CHECKS.get(config.threat.attacker)(config)
     check_deployment(config)
     attack = build_attack(config)
+    check_modality(config, attack)
     attack.check(capabilities_of(config))
     attack.check_model(shape_model(config))
     return config.model_copy(update={"attack": attack.config})
@@ -72,7 +74,8 @@ def check_deployment(config: ExperimentConfig) -> None:
     """The data set, the defences and the Byzantine clients: names resolved, options taken."""
     import gradleak.data  # noqa: F401 - registers the data set readers
 
-    named("data.name", DATASETS, config.data.name)
+    if not is_text_dataset(config.data.name):
+        named("data.name", DATASETS, config.data.name)
     named("model.name", MODELS, config.model.name)
     fed = config.federation
     try:
@@ -93,13 +96,37 @@ def check_deployment(config: ExperimentConfig) -> None:
     byzantine_clients(fed.byzantine, fed.num_clients)
 
 
+def data_modality(config: ExperimentConfig) -> str:
+    """``"text"`` when ``data.name`` names text, else ``"image"``."""
+    return "text" if is_text_dataset(config.data.name) else "image"
+
+
+def check_modality(config: ExperimentConfig, attack: Attack) -> None:
+    """Refuse an image attack on text data and a text attack on images, naming both."""
+    modality = data_modality(config)
+    if attack.modality != modality:
+        same = sorted(name for name in ATTACKS if ATTACKS.get(name).modality == modality)
+        raise ConfigError(
+            f"attack {attack.name} reconstructs {attack.modality}s but data.name="
+            f"{config.data.name} is {modality}: choose one of {', '.join(same)}"
+        )
+
+
 def shape_model(config: ExperimentConfig) -> nn.Module:
     """The configured architecture without weights (on the meta device: no memory, no random
     draws), for the checks that only need its layers."""
-    channels = config.data.channels or 3
     architecture = config.model.model_copy(update={"checkpoint": None})
     with torch.device("meta"):
-        return build_model(architecture, 10, channels, config.data.image_size)
+        if data_modality(config) == "text":
+            return build_model(
+                architecture,
+                10,
+                1,
+                0,
+                vocab_size=config.data.vocab_size,
+                seq_len=config.data.seq_len,
+            )
+        return build_model(architecture, 10, config.data.channels or 3, config.data.image_size)
 
 
 def effective_config(config: ExperimentConfig) -> ExperimentConfig:

@@ -2,8 +2,9 @@
 
 Outputs of a run folder (the user-facing contract): ``config.yaml`` (the effective config:
 every default the attack chose written in, so rerunning the file is the same run),
-``metrics.json`` (which repeats the effective attack section under ``effective``), ``reconstruction.png`` and ``tensors.pt`` (reconstruction, ground truth,
-labels). Outputs are written even when the attack diverged or was interrupted, so nothing
+``metrics.json`` (which repeats the effective attack section under ``effective``), the picture
+(``reconstruction.png`` for images, ``reconstruction.html`` for text; ``experiments.outcomes``)
+and ``tensors.pt`` (reconstruction, ground truth, labels). Outputs are written even when the attack diverged or was interrupted, so nothing
 computed is lost.
 """
 
@@ -20,12 +21,9 @@ import torch
 from gradleak.attacks.base import ProgressCallback, Reconstruction
 from gradleak.config import ExperimentConfig, dump_config
 from gradleak.experiments import run_folder
-from gradleak.experiments.pictures import save_reconstruction_grid
+from gradleak.experiments.outcomes import OUTCOMES, Outcome
 from gradleak.experiments.preflight import build_attack, preflight
-from gradleak.experiments.prior_report import without_prior_metrics
 from gradleak.experiments.threats import THREATS, Scenario
-from gradleak.metrics.lpips import LPIPS
-from gradleak.metrics.scoring import ScoreReport, score_reconstruction
 from gradleak.runtime import isolated_runtime, resolve_device, signals_held
 
 
@@ -33,14 +31,15 @@ def build_metrics(
     config: ExperimentConfig,
     scenario: Scenario,
     recon: Reconstruction,
-    report: ScoreReport,
+    outcome: Outcome,
     wall_seconds: float,
 ) -> dict[str, Any]:
     labels_given = config.attack.labels == "given"
     metrics: dict[str, Any] = {
         "attack": config.attack.name,
         "threat": config.threat.attacker,
-        **report.to_dict(),
+        "modality": scenario.target.modality,
+        **outcome.scores,
         "iterations": recon.iterations,
         "wall_seconds": round(wall_seconds, 3),
         "seed": config.seed,
@@ -61,20 +60,17 @@ def write_outputs(
     config: ExperimentConfig,
     scenario: Scenario,
     recon: Reconstruction,
-    report: ScoreReport,
+    outcome: Outcome,
     metrics: dict[str, Any],
 ) -> None:
     """Write the run folder, ``metrics.json`` last (see ``run_folder``); a failed write (a full
     disk) is one OutputError line that says what was kept."""
-    truth = scenario.truth.images.cpu()
-    pairs = report.per_image
-    title = f"{config.attack.name} vs {config.threat.attacker}: {report.psnr_mean:.2f} dB mean PSNR"
     tensors = io.BytesIO()
     torch.save(
         {
-            "reconstruction": recon.images.cpu(),
+            "reconstruction": recon.images.detach().cpu(),
             "reconstruction_labels": None if recon.labels is None else recon.labels.cpu(),
-            "truth": truth,
+            "truth": scenario.truth.images.cpu(),
             "truth_labels": scenario.truth.labels.cpu(),
         },
         tensors,
@@ -83,15 +79,9 @@ def write_outputs(
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         run_folder.write_atomic(output_dir / name, dump_config(config).encode())
-        name = "reconstruction.png"
-        with run_folder.replacing(output_dir / name) as picture:
-            save_reconstruction_grid(
-                truth[[p["index"] for p in pairs]],
-                recon.images.detach().cpu()[[p["matched_to"] for p in pairs]],
-                [p["psnr"] for p in pairs],
-                picture,
-                title,
-            )
+        for name, draw in outcome.pictures.items():
+            with run_folder.replacing(output_dir / name) as picture:
+                draw(picture)
         name = "tensors.pt"
         run_folder.write_atomic(output_dir / name, tensors.getvalue())
         name = "metrics.json"
@@ -142,20 +132,7 @@ def _run(
     else:
         recon = attack.reconstruct(scenario.target, callback)
     with signals_held():  # the attack is done: scoring and writing are not interrupted
-        lpips = (
-            LPIPS.load(config.metrics.lpips_backbone, config.metrics.lpips_weights)
-            if config.metrics.lpips
-            else None
-        )
-        truth = scenario.truth
-        report = score_reconstruction(
-            recon.images.detach().cpu(),
-            truth.images.cpu(),
-            None if recon.labels is None else recon.labels.cpu(),
-            truth.labels.cpu(),
-            lpips,
-        )
-        metrics = build_metrics(config, scenario, recon, report, time.perf_counter() - start)
-        metrics.update(without_prior_metrics(recon, truth.images, lpips) or {})
-        write_outputs(output_dir, config, scenario, recon, report, metrics)
+        outcome = OUTCOMES.get(scenario.target.modality)(config, scenario, recon)
+        metrics = build_metrics(config, scenario, recon, outcome, time.perf_counter() - start)
+        write_outputs(output_dir, config, scenario, recon, outcome, metrics)
     return metrics

@@ -7,6 +7,8 @@ checked here, before any training, and raised as one clear line.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import Tensor, nn
 
@@ -44,7 +46,7 @@ def by_client(data: ImageDataset, parts: list[Tensor]) -> ImageDataset:
     for client, part in enumerate(parts):
         labels[part] = client
     names = [f"client {k}" for k in range(len(parts))]
-    return ImageDataset(data.name, data.images, labels, max(MIN_CLASSES, len(parts)), names)
+    return replace(data, labels=labels, num_classes=max(MIN_CLASSES, len(parts)), class_names=names)
 
 
 def federation_data(config: ExperimentConfig) -> ImageDataset:
@@ -102,7 +104,7 @@ def build_federation(
         model,
         rules.protocol,
         caps,
-        (data.channels, data.image_size, data.image_size),
+        data.input_shape,
         data.num_classes,
     )
     federation = Federation(model, data, client_parts(config, data), rules, context, record)

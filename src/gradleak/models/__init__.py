@@ -17,11 +17,13 @@ from gradleak.errors import ConfigError, GradleakError
 from gradleak.models import convnet, lenet, mlp, resnet, text  # noqa: F401  (registers the builders)
 from gradleak.models.base import MIN_IMAGE_SIZE, MODELS, ModelSpec, default_activation
 from gradleak.models.layers import ACTIVATIONS, NORMS
+from gradleak.models.text import TEXT_MODELS
 
 __all__ = [
     "ACTIVATIONS",
     "MODELS",
     "NORMS",
+    "TEXT_MODELS",
     "ModelSpec",
     "build_model",
     "default_activation",
@@ -30,14 +32,33 @@ __all__ = [
 ]
 
 
-def build_model(cfg: ModelConfig, num_classes: int, channels: int, image_size: int) -> nn.Module:
+def build_model(
+    cfg: ModelConfig,
+    num_classes: int,
+    channels: int,
+    image_size: int,
+    *,
+    vocab_size: int = 0,
+    seq_len: int = 0,
+) -> nn.Module:
     """Build ``cfg.name`` for the data's shape and load ``cfg.checkpoint`` when one is given.
+
+    A text model (``models.text.TEXT_MODELS``) takes the tokeniser's ``vocab_size`` and the
+    data's ``seq_len`` instead of an image shape; each kind refuses the other's data.
 
     The activation is ``cfg.activation`` when set, otherwise (None) the model's
     literature default (sigmoid for ``lenet_dlg``, ReLU elsewhere): see :func:`default_activation`.
     """
     builder = MODELS.get(cfg.name)
-    if image_size < MIN_IMAGE_SIZE:
+    text_data = vocab_size > 0
+    if (cfg.name in TEXT_MODELS) != text_data:
+        kind = "text" if cfg.name in TEXT_MODELS else "image"
+        raise ConfigError(
+            f"model {cfg.name!r} is a {kind} model but data.name is "
+            f"{'text' if text_data else 'images'}: choose a {'text' if text_data else 'image'} "
+            f"model ({', '.join(sorted(TEXT_MODELS)) if text_data else 'e.g. convnet'})"
+        )
+    if not text_data and image_size < MIN_IMAGE_SIZE:
         raise ConfigError(
             f"model {cfg.name!r} needs data.image_size >= {MIN_IMAGE_SIZE}, got {image_size}"
         )
@@ -48,6 +69,8 @@ def build_model(cfg: ModelConfig, num_classes: int, channels: int, image_size: i
         activation=cfg.activation or default_activation(cfg.name),
         width=cfg.width,
         norm=cfg.norm,
+        vocab_size=vocab_size,
+        seq_len=seq_len,
     )
     model = builder(spec)
     if cfg.checkpoint is not None:

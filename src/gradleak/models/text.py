@@ -25,6 +25,9 @@ from torch import nn
 from gradleak.errors import ConfigError
 from gradleak.models.base import MODELS, ModelSpec
 
+TEXT_MODELS = frozenset({"bert_tiny", "gpt_tiny"})
+"""The registered models that take token ids, not images."""
+
 DEFAULT_DIM = 64
 DEFAULT_HEADS = 4
 DEFAULT_LAYERS = 2

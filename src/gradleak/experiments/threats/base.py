@@ -9,15 +9,15 @@ scoring reads.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from gradleak.attacks.target import AttackTarget
+from gradleak.attacks.target import AttackTarget, TargetT
 from gradleak.config import ExperimentConfig
-from gradleak.data.base import ImageDataset
+from gradleak.data.base import ImageDataset, TokenDataset
 from gradleak.fl.knowledge import Capabilities
 from gradleak.models import build_model
 from gradleak.registry import Registry
@@ -63,5 +63,18 @@ def build_model_for(
     config: ExperimentConfig, data: ImageDataset, device: torch.device
 ) -> nn.Module:
     torch.manual_seed(config.seed)
-    model = build_model(config.model, data.num_classes, data.channels, data.image_size)
+    if isinstance(data, TokenDataset):
+        model = build_model(
+            config.model, data.num_classes, 1, 0, vocab_size=data.vocab_size, seq_len=data.seq_len
+        )
+    else:
+        model = build_model(config.model, data.num_classes, data.channels, data.image_size)
     return model.to(device).train(config.model.train_mode)
+
+
+def with_public_text(target: TargetT, data: ImageDataset) -> TargetT:
+    """``target`` with the text model's tokeniser, which ships with the model and so is the
+    attacker's to use; an image target unchanged."""
+    if isinstance(data, TokenDataset):
+        return replace(target, tokenizer=data.tokenizer)
+    return target

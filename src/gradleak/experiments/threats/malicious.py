@@ -29,6 +29,7 @@ from gradleak.experiments.threats.base import (
     Scenario,
     build_model_for,
     capabilities_of,
+    with_public_text,
 )
 from gradleak.experiments.threats.checks import check_malicious_threat, malicious_ids
 from gradleak.fl.build import build_federation, federation_data, federation_rules
@@ -121,7 +122,7 @@ def malicious_peer(config: ExperimentConfig, device: torch.device) -> Scenario:
         rounds = [found[0] if found else rounds[0]]
         awaited = {"awaited_round": rounds[0] if found else None}
         exposures = {rounds[0]: exposure(rounds[0])}
-    target = from_revealed(history, exposures)
+    target = with_public_text(from_revealed(history, exposures), data)
     scored = list(exposures[rounds[0]].clients)
     truth = GroundTruth(*federation.ground_truth(rounds[0], scored)).to(device)
     summary = {

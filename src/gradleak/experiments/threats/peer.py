@@ -22,6 +22,7 @@ from gradleak.experiments.threats.base import (
     Scenario,
     build_model_for,
     capabilities_of,
+    with_public_text,
 )
 from gradleak.experiments.threats.checks import check_peer_threat
 from gradleak.fl.build import build_federation, federation_data
@@ -62,7 +63,7 @@ def curious_peer(config: ExperimentConfig, device: torch.device) -> Scenario:
     federation.run_until(fed.rounds)
     rounds = list(range(threat.round, fed.rounds))
     truth = peers_truth(federation, attacker, rounds).to(device)
-    target = from_global_models(federation.client_history(attacker), rounds)
+    target = with_public_text(from_global_models(federation.client_history(attacker), rounds), data)
     summary = {
         "attacker": "peer",
         "attacker_client": attacker,

@@ -18,6 +18,7 @@ from gradleak.experiments.threats.base import (
     Scenario,
     build_model_for,
     capabilities_of,
+    with_public_text,
 )
 from gradleak.experiments.threats.checks import check_server_threat
 from gradleak.fl.build import build_federation, federation_data
@@ -41,6 +42,8 @@ def curious_server(config: ExperimentConfig, device: torch.device) -> Scenario:
             "choose another threat.victim or threat.round"
         )
     federation.run_until(threat.round + 1)
-    target = from_upload(federation.server_observation(threat.round, threat.victim))
+    target = with_public_text(
+        from_upload(federation.server_observation(threat.round, threat.victim)), data
+    )
     truth = GroundTruth(*federation.ground_truth(threat.round, [threat.victim])).to(device)
     return Scenario(target, truth, {"attacker": "server", **target.description})
