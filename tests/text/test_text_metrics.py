@@ -12,6 +12,7 @@ from gradleak.metrics.text import (
     match_sentences,
     rouge,
     score_text_batch,
+    score_text_pairs,
     token_accuracy,
 )
 
@@ -61,3 +62,23 @@ def test_batch_score_reorders_ids_by_the_matching() -> None:
         {"rouge1_mean": 1.0, "rouge2_mean": 1.0, "rougeL_mean": 1.0,
          "token_accuracy": 1.0, "exact_sentence_rate": 1.0}
     )  # fmt: skip
+
+
+def test_pair_scores_follow_the_matching_and_give_the_batch() -> None:
+    truth = ["the market fell today", "rain is expected tomorrow"]
+    recon = ["rain is expected", "the market fell today"]
+    truth_ids = torch.tensor([[2, 5, 6, 7, 8, 3], [2, 9, 10, 11, 12, 3]])
+    recon_ids = torch.tensor([[2, 9, 10, 11, 3, 0], [2, 5, 6, 7, 8, 3]])
+    scores = score_text_pairs(truth, recon, truth_ids, recon_ids)
+    assert scores.order == [1, 0]
+    assert scores.pairs[0] == pytest.approx(
+        {"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0, "token_accuracy": 1.0, "exact": 1.0}
+    )
+    # 3 of 4 words, in order: R = 3/4, P = 1, F = 6/7; ids agree at 4 of 6 positions.
+    assert scores.pairs[1]["rouge1"] == pytest.approx(6 / 7)
+    assert scores.pairs[1]["token_accuracy"] == pytest.approx(4 / 6)
+    assert scores.pairs[1]["exact"] == 0.0
+    assert scores.batch == pytest.approx(score_text_batch(truth, recon, truth_ids, recon_ids))
+    # Batch accuracy pools positions: (6 + 4) / 12, here equal to the mean of the pairs.
+    assert scores.batch["token_accuracy"] == pytest.approx(10 / 12)
+    assert "token_accuracy" not in score_text_pairs(truth, recon).pairs[0]

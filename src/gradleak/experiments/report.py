@@ -26,11 +26,49 @@ from gradleak.experiments.store import ResultStore, StoredRun
 from gradleak.registry import Registry
 from gradleak.yaml_io import parse_value
 
-METRIC_COLUMNS = ("psnr_mean", "ssim_mean", "lpips_mean", "label_accuracy")
+IMAGE_METRICS = ("psnr_mean", "ssim_mean", "lpips_mean")
+TEXT_METRICS = (
+    "rouge1_mean",
+    "rouge2_mean",
+    "rougeL_mean",
+    "token_accuracy",
+    "exact_sentence_rate",
+)
+MODALITY_METRICS = {"image": IMAGE_METRICS, "text": TEXT_METRICS}
+"""Each modality's reconstruction scores; a run has one modality's keys, never both."""
+SHARED_METRICS = ("label_accuracy",)
+METRIC_COLUMNS = (*IMAGE_METRICS, *SHARED_METRICS)
+"""The metric columns of a store of image runs (see :func:`metric_columns`)."""
 RUN_FIELDS = ("sweep", "status")
 # Metrics compared with a baseline, and their column titles. LPIPS is a distance (lower is
 # better), so a negative ΔLPIPS % is a better reconstruction; the change is reported as is.
-RELATIVE_METRICS = {"psnr_mean": "ΔPSNR %", "ssim_mean": "ΔSSIM %", "lpips_mean": "ΔLPIPS %"}
+RELATIVE_METRICS = {
+    "psnr_mean": "ΔPSNR %",
+    "ssim_mean": "ΔSSIM %",
+    "lpips_mean": "ΔLPIPS %",
+    "rouge1_mean": "ΔROUGE-1 %",
+    "rougeL_mean": "ΔROUGE-L %",
+    "token_accuracy": "Δtoken acc. %",
+}
+
+
+def run_modality(metrics: dict[str, Any] | None) -> str:
+    """``text`` for a run scored with text metrics, else ``image`` (also for a run without
+    metrics, a failed one: image runs were the only kind before text, and stay the default)."""
+    found = [m for m, keys in MODALITY_METRICS.items() if any(k in (metrics or {}) for k in keys)]
+    return found[0] if found else "image"
+
+
+def modalities(runs: list[StoredRun]) -> list[str]:
+    """The modalities among ``runs`` with metrics, in :data:`MODALITY_METRICS` order; ``image``
+    alone when none has any, so a store of failed runs keeps the familiar columns."""
+    present = {run_modality(r.metrics) for r in runs if r.metrics}
+    return [m for m in MODALITY_METRICS if m in present] or ["image"]
+
+
+def metric_columns(runs: list[StoredRun]) -> list[str]:
+    """The score columns of each modality present, then the shared ones (label accuracy)."""
+    return [k for m in modalities(runs) for k in MODALITY_METRICS[m]] + list(SHARED_METRICS)
 
 
 def load_runs(store: ResultStore, sweep: str | None) -> list[StoredRun]:
@@ -166,11 +204,14 @@ def relative_changes(
 
 
 def _relative_metrics(runs: list[StoredRun]) -> list[str]:
-    """PSNR and SSIM always; LPIPS only if some run measured it."""
+    """The compared metrics of each modality present: PSNR and SSIM always for images (LPIPS
+    only if some run measured it); for text, those that some run measured."""
+    shown = metric_columns(runs)
+    measured = {m for r in runs for m, v in (r.metrics or {}).items() if v is not None}
     return [
         m
         for m in RELATIVE_METRICS
-        if m != "lpips_mean" or any((r.metrics or {}).get(m) is not None for r in runs)
+        if m in shown and (m in ("psnr_mean", "ssim_mean") or m in measured)
     ]
 
 
@@ -189,11 +230,12 @@ def results_table(runs: list[StoredRun], relative: list[Relative] | None = None)
     if len({r.sweep for r in runs}) > 1:
         keys = ["sweep", *keys]
     compared = _relative_metrics(runs) if relative is not None else []
+    scores = metric_columns(runs)
     columns = [
         "id",
         "status",
         *keys,
-        *METRIC_COLUMNS,
+        *scores,
         *(RELATIVE_METRICS[m] for m in compared),
         "wall_seconds",
         "error",
@@ -205,7 +247,7 @@ def results_table(runs: list[StoredRun], relative: list[Relative] | None = None)
         rows.append(
             [run.id, run.status]
             + [fields.get(k) for k in keys]
-            + [metrics.get(m) for m in METRIC_COLUMNS]
+            + [metrics.get(m) for m in scores]
             + [change.change[m] for m in compared]
             + [run.wall_seconds, run.error]
         )

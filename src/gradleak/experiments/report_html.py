@@ -20,27 +20,40 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from gradleak.experiments import text_pictures
 from gradleak.experiments.report import (
     flatten,
     format_component,
     load_runs,
+    modalities,
     results_table,
+    run_modality,
     varying_keys,
 )
 from gradleak.experiments.store import ResultStore, StoredRun
 
-PLOTTED_METRICS = (("psnr_mean", "PSNR (dB)"), ("ssim_mean", "SSIM"))
+PLOTTED_METRICS = {
+    "image": (("psnr_mean", "PSNR (dB)"), ("ssim_mean", "SSIM")),
+    "text": (("rouge1_mean", "ROUGE-1"), ("token_accuracy", "token accuracy")),
+}
+"""What each modality's runs are plotted by; a store with both kinds gets both."""
+TEXT_ROWS_SHOWN = 8
+"""Sentences of a text run drawn in its card; the rest are in its ``reconstruction.html``."""
 NOT_AN_AXIS = frozenset({"attack.name", "seed"})
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-STYLE = """
+STYLE = (
+    """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px}
 th{background:#eee;cursor:pointer;user-select:none}th.asc::after{content:" ▲"}
 th.desc::after{content:" ▼"}tr.failed{background:#fdd}
 .cards{display:flex;flex-wrap:wrap;gap:12px}.card{border:1px solid #ccc;padding:6px;font-size:12px}
 .card img{display:block;max-width:360px;image-rendering:pixelated}.plots svg{max-width:100%}
+.card.text{flex-basis:100%}
 """
+    + text_pictures.TEXT_STYLE
+)
 
 SCRIPT = """
 window.addEventListener("error", e => {
@@ -106,18 +119,58 @@ def _image(run: StoredRun) -> str:
     return f'<img alt="reconstruction {_text(run.id)}" src="data:image/png;base64,{data}">'
 
 
+def _text_rows(run: StoredRun) -> str:
+    """A text run's sentences, redrawn from the data its ``reconstruction.html`` carries (read
+    back and checked by ``text_pictures``), never from the file's own markup: a hostile store
+    can point the folder anywhere, and only escaped tokens and numbers may reach the page."""
+    path = Path(run.artifacts_path or "") / text_pictures.FILE_NAME
+    picture = text_pictures.load_text_reconstruction(path) if run.artifacts_path else None
+    if picture is None:
+        return "<p>(no reconstruction)</p>"
+    table = text_pictures.text_table(
+        picture.truth, picture.recon, picture.pairs, limit=TEXT_ROWS_SHOWN
+    )
+    rest = len(picture.truth) - TEXT_ROWS_SHOWN
+    more = f"<p>{rest} more sentences in {text_pictures.FILE_NAME}.</p>" if rest > 0 else ""
+    return f"{text_pictures.legend()}{table}{more}"
+
+
+def _metric(metrics: dict[str, Any], key: str) -> str:
+    return _cell(metrics.get(key))
+
+
+def _image_detail(metrics: dict[str, Any]) -> str:
+    return f"PSNR {_metric(metrics, 'psnr_mean')} dB, SSIM {_metric(metrics, 'ssim_mean')}"
+
+
+def _text_detail(metrics: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{html.escape(label)} {_metric(metrics, key)}"
+        for key, label in text_pictures.BATCH_SCORES
+        if key in metrics
+    )
+
+
+# Per modality: the card's score line and its reconstruction. A run's modality is read from its
+# metrics (a text run has ROUGE keys); a failed run has none and is drawn as an image run was.
+DETAILS = {"image": _image_detail, "text": _text_detail}
+PICTURES = {"image": _image, "text": _text_rows}
+
+
 def _cards(runs: list[StoredRun], keys: list[str]) -> str:
     cards = []
     for run in runs:
         flat, metrics = flatten(run.config), run.metrics or {}
+        modality = run_modality(run.metrics)
         label = ", ".join(f"{_text(k)}={_cell(flat.get(k))}" for k in keys) or _text(run.id)
         detail = (
-            f"PSNR {_cell(metrics.get('psnr_mean'))} dB, SSIM {_cell(metrics.get('ssim_mean'))}"
+            DETAILS[modality](metrics)
             if run.status == "done"
             else f"{_text(run.status)}: {_text(run.error or '')}"
         )
         cards.append(
-            f'<div class="card"><b>{_text(run.id)}</b><br>{label}<br>{detail}{_image(run)}</div>'
+            f'<div class="card {modality}"><b>{_text(run.id)}</b><br>{label}<br>{detail}'
+            f"{PICTURES[modality](run)}</div>"
         )
     return f'<div class="cards">{"".join(cards)}</div>'
 
@@ -130,11 +183,13 @@ def _axis(values: list[Any]) -> tuple[list[Any], bool]:
 
 
 def _plot(runs: list[StoredRun], key: str) -> str:
-    """Mean PSNR and SSIM against one varying key, one line per attack, as inline SVG."""
+    """The plotted metrics of each modality present (PSNR and SSIM for images, ROUGE-1 and
+    token accuracy for text) against one varying key, one line per attack, as inline SVG."""
     done = [(flatten(r.config), r.metrics or {}) for r in runs if r.status == "done"]
     xs, numeric = _axis([flat.get(key) for flat, _ in done])
-    fig, axes = plt.subplots(1, len(PLOTTED_METRICS), figsize=(9, 3.2))
-    for ax, (metric, label) in zip(axes, PLOTTED_METRICS, strict=True):
+    plotted = [pair for m in modalities(runs) for pair in PLOTTED_METRICS[m]]
+    fig, axes = plt.subplots(1, len(plotted), figsize=(4.5 * len(plotted), 3.2), squeeze=False)
+    for ax, (metric, label) in zip(axes[0], plotted, strict=True):
         series: dict[str, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
         for flat, metrics in done:
             if isinstance(metrics.get(metric), int | float):
@@ -149,7 +204,7 @@ def _plot(runs: list[StoredRun], key: str) -> str:
         ax.set_xlabel(_plain(key))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    axes[0].legend(title="attack", fontsize=8)
+    axes[0][0].legend(title="attack", fontsize=8)
     fig.tight_layout()
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", metadata={"Date": None})
@@ -177,7 +232,8 @@ def render_report(runs: list[StoredRun], title: str) -> str:
 {sum(r.status in ("pending", "running") for r in runs)} not finished. Click a column to sort.</p>
 <h2>Runs</h2>{_table(runs)}
 <h2>Leakage against each swept setting</h2><div class="plots">{plots}</div>
-<h2>Reconstructions (ground truth above, reconstruction below)</h2>{_cards(runs, keys)}
+<h2>Reconstructions (pictures: ground truth above, reconstruction below; text: each true
+sentence beside its matched reconstruction)</h2>{_cards(runs, keys)}
 <script>{SCRIPT}</script>
 </body></html>
 """

@@ -18,8 +18,15 @@ from pathlib import Path
 
 from gradleak.errors import OutputError
 
-RUN_FILES = ("config.yaml", "reconstruction.png", "tensors.pt", "metrics.json")
-"""What a run writes, in the order it writes them; ``metrics.json`` marks a finished run."""
+RUN_FILES = (
+    "config.yaml",
+    "reconstruction.png",
+    "reconstruction.html",
+    "tensors.pt",
+    "metrics.json",
+)
+"""What a run writes, in the order it writes them (an image run its ``.png``, a text run its
+``.html``); ``metrics.json`` marks a finished run."""
 
 RUN_MARKERS = ("config.yaml", "metrics.json")
 """Either one means the folder holds an earlier run."""

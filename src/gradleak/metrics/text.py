@@ -12,6 +12,7 @@ Ground truth is passed in by the scorer only; nothing here is reachable from an 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -73,6 +74,46 @@ def exact_sentence_rate(truth_ids: torch.Tensor, recon_ids: torch.Tensor, pad_id
     return float(exact.float().mean())
 
 
+@dataclass(frozen=True)
+class TextScores:
+    """One batch scored pair by pair, what both ``metrics.json`` and the picture need.
+
+    ``order[i]`` is the index of the reconstruction matched to true sentence ``i``; ``pairs[i]``
+    holds that pair's ``rouge1``, ``rouge2`` and ``rougeL`` and, when ids were given, its
+    ``token_accuracy`` (NaN for an all-padding sentence) and ``exact`` (1.0 or 0.0); ``batch`` is
+    :func:`score_text_batch`'s dict. The batch token accuracy pools positions over the batch
+    (not a mean of the per-pair accuracies), so a long sentence weighs more, as it should.
+    """
+
+    order: list[int]
+    pairs: list[dict[str, float]]
+    batch: dict[str, float]
+
+
+def score_text_pairs(
+    truth: list[str],
+    recon: list[str],
+    truth_ids: torch.Tensor | None = None,
+    recon_ids: torch.Tensor | None = None,
+    pad_id: int = 0,
+) -> TextScores:
+    """Match ``recon`` to ``truth`` one-to-one (Hungarian on ROUGE-L), then score each pair and
+    the batch; ids (B, T), when given, are reordered by the same matching."""
+    order = match_sentences(truth, recon)
+    pairs = [rouge(t, recon[j]) for t, j in zip(truth, order, strict=True)]
+    batch = {f"{name}_mean": sum(p[name] for p in pairs) / len(pairs) for name in ROUGE_TYPES}
+    if truth_ids is not None and recon_ids is not None:
+        matched = recon_ids[torch.tensor(order, dtype=torch.long)]
+        batch["token_accuracy"] = token_accuracy(truth_ids, matched, pad_id)
+        batch["exact_sentence_rate"] = exact_sentence_rate(truth_ids, matched, pad_id)
+        for i, pair in enumerate(pairs):
+            pair["token_accuracy"] = token_accuracy(
+                truth_ids[i : i + 1], matched[i : i + 1], pad_id
+            )
+            pair["exact"] = exact_sentence_rate(truth_ids[i : i + 1], matched[i : i + 1], pad_id)
+    return TextScores(order, pairs, batch)
+
+
 def score_text_batch(
     truth: list[str],
     recon: list[str],
@@ -85,11 +126,4 @@ def score_text_batch(
     Keys: ``rouge1_mean``, ``rouge2_mean``, ``rougeL_mean``, and, when ids (B, T) are given,
     ``token_accuracy`` and ``exact_sentence_rate`` (ids are reordered by the same matching).
     """
-    order = match_sentences(truth, recon)
-    pairs = [rouge(t, recon[j]) for t, j in zip(truth, order, strict=True)]
-    out = {f"{name}_mean": sum(p[name] for p in pairs) / len(pairs) for name in ROUGE_TYPES}
-    if truth_ids is not None and recon_ids is not None:
-        matched = recon_ids[torch.tensor(order, dtype=torch.long)]
-        out["token_accuracy"] = token_accuracy(truth_ids, matched, pad_id)
-        out["exact_sentence_rate"] = exact_sentence_rate(truth_ids, matched, pad_id)
-    return out
+    return score_text_pairs(truth, recon, truth_ids, recon_ids, pad_id).batch
