@@ -43,7 +43,7 @@ def test_users_own_text_file(tmp_path: Path) -> None:
     (folder / "good.txt").write_text("a warm and funny film.\nthe cast is superb.\n")
     data = load_dataset(DataConfig(name="text", root=folder, seq_len=8, vocab_size=60), seed=0)
     assert data.images.shape == (4, 8) and data.num_classes == 2
-    with pytest.raises(ConfigError, match="data.root"):
+    with pytest.raises(ConfigError, match=r"data\.root"):
         load_dataset(DataConfig(name="text", seq_len=8), seed=0)
     (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(DataError):

@@ -80,6 +80,7 @@ def image_outcome(config: ExperimentConfig, scenario: Scenario, recon: Reconstru
 def text_outcome(config: ExperimentConfig, scenario: Scenario, recon: Reconstruction) -> Outcome:
     """ROUGE and token scores on pairs matched on ROUGE-L, decoded with the model's public
     tokeniser, and ``reconstruction.html`` (true and reconstructed sentences side by side)."""
+    from gradleak.data.text_tokenizer import PAD_ID
     from gradleak.experiments.text_pictures import save_text_reconstruction
     from gradleak.metrics.text import score_text_pairs
 
@@ -89,30 +90,31 @@ def text_outcome(config: ExperimentConfig, scenario: Scenario, recon: Reconstruc
     truth_ids = scenario.truth.images.cpu()
     recon_ids = recon.images.detach().cpu().long()
     result = score_text_pairs(
-        tokenizer.decode(truth_ids), tokenizer.decode(recon_ids), truth_ids, recon_ids
+        tokenizer.decode(truth_ids), tokenizer.decode(recon_ids), truth_ids, recon_ids, PAD_ID
     )
     labels = None
     if recon.labels is not None:
         labels = label_accuracy(recon.labels.cpu(), scenario.truth.labels.cpu())
+    per_sentence = [
+        {"index": i, "matched_to": j, **pair}
+        for i, (j, pair) in enumerate(zip(result.order, result.pairs, strict=True))
+    ]
     scores: dict[str, Any] = {
-        **result.means,
+        **result.batch,
         "label_accuracy": labels,
-        "num_scored_sentences": len(result.pairs),
-        "per_sentence": result.pairs,
+        "num_scored_sentences": len(per_sentence),
+        "per_sentence": per_sentence,
     }
-    title = (
-        f"{config.attack.name} vs {config.threat.attacker}: ROUGE-1 "
-        f"{result.means['rouge1_mean']:.3f}, ROUGE-L {result.means['rougeL_mean']:.3f}"
-    )
-    order = [p["matched_to"] for p in result.pairs]
+    title = f"{config.attack.name} vs {config.threat.attacker}"
 
     def picture(path: Path) -> None:
         save_text_reconstruction(
             tokenizer.tokens(truth_ids),
-            tokenizer.tokens(recon_ids[order]),
+            tokenizer.tokens(recon_ids[result.order]),
             result.pairs,
             title,
             path,
+            result.batch,
         )
 
     return Outcome(scores, {"reconstruction.html": picture})
