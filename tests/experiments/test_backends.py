@@ -16,13 +16,21 @@ from gradleak.experiments.backends.sizing import (
     runs_that_fit,
     with_overrides,
 )
-from gradleak.experiments.sweep import load_sweep
+from gradleak.experiments.sweep import Sweep, expand, load_sweep
+from gradleak.experiments.sweep_run import run_sweep
+
+TINY = {
+    "data": {"name": "samples", "image_size": 32},
+    "model": {"name": "lenet_dlg"},
+    "attack": {"name": "inverting_gradients", "iterations": 3},
+    "metrics": {"lpips": False},
+}
 
 
 def test_both_backends_are_registered_without_importing_them_by_hand() -> None:
-    assert BACKENDS.names() == ["local", "ray"]
-    with pytest.raises(UnknownNameError, match="known: local, ray"):
-        make_backend("slurm", BackendOptions())
+    assert BACKENDS.names() == ["local", "ray", "slurm"]
+    with pytest.raises(UnknownNameError, match="known: local, ray, slurm"):
+        make_backend("pbs", BackendOptions())
 
 
 @pytest.mark.parametrize(
@@ -150,3 +158,37 @@ def test_a_sweep_file_carries_its_resources(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({**spec, "resources": {"gpus_per_run": 1.5}}))
     with pytest.raises(ConfigError, match=r"s.yaml: resources: gpus_per_run 1.5 above 1"):
         load_sweep(path)
+
+
+def test_a_cuda_sweep_is_refused_before_the_store_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_pool, "local_gpus", lambda: 0)
+    sweep = Sweep("gpu", expand(TINY, {}, {}, {"device": "cuda"}))
+    store = tmp_path / "r.db"
+    with pytest.raises(ConfigError, match="runs ask for device cuda but this machine has no GPU"):
+        run_sweep(sweep, store, "local", BackendOptions(workers=1))
+    assert not store.exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--gpus-per-run", "1.5"], "resources: gpus_per_run 1.5 above 1 must be a whole number"),
+        (["--cpus-per-run", "0"], "resources.cpus_per_run: Input should be greater than 0"),
+    ],
+)
+def test_the_command_line_flags_are_validated_like_the_file(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from gradleak.cli import app
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"set": TINY, "resources": {"gpus_per_run": 0.25}}))
+    store = tmp_path / "r.db"
+    result = CliRunner().invoke(app, ["sweep", str(path), "--store", str(store), *flags])
+    assert isinstance(result.exception, ConfigError)
+    assert str(result.exception) == message
+    assert not store.exists()

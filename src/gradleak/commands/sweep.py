@@ -56,7 +56,10 @@ def sweep(
     ] = None,
     backend: Annotated[str, typer.Option("--backend", help="local, ray or slurm.")] = "local",
     address: Annotated[
-        str, typer.Option("--address", help="Ray cluster: auto or HOST:PORT.")
+        str,
+        typer.Option(
+            "--address", help="ray: auto or HOST:PORT; slurm: auto, or local/debug to try it."
+        ),
     ] = "auto",
     cpus_per_run: Annotated[
         float | None,
@@ -84,7 +87,7 @@ def sweep(
 
     plan = load_sweep(sweep_file)
     resources = with_overrides(plan.resources, cpus_per_run, gpus_per_run)
-    options = BackendOptions(workers, address, resources)
+    options = BackendOptions(workers, address, resources, slurm=plan.slurm)
     console.print(f"sweep [bold]{plan.name}[/]: {len(plan.runs)} runs, backend {backend}")
     try:
         with _sigterm_unwinds():

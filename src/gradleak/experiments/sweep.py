@@ -4,7 +4,8 @@ A sweep file is YAML with the keys ``base`` (a config file, relative to the swee
 absolute), ``grid`` (key path -> list, every combination; ``a.b+c.d`` ties several keys into one
 axis whose values are lists), ``zip`` (key path -> lists of equal length, taken together), ``set`` (key path -> value, for every run), an optional ``name`` and optional
 ``resources`` (``cpus_per_run``, ``gpus_per_run``: what each run reserves on a backend;
-``gpus_per_run: 0.25`` lets four small attacks share one GPU).
+``gpus_per_run: 0.25`` lets four small attacks share one GPU) and ``slurm`` (partition,
+account, timeout_min, mem_gb, array_parallelism: for the ``slurm`` backend's job arrays).
 
 Every run is validated here, before anything runs, so that a typo in cell 37 of a grid fails
 the whole sweep in a second rather than overnight. A run's id is a hash of its validated, fully
@@ -31,9 +32,10 @@ from gradleak.config import (
 )
 from gradleak.errors import ConfigError
 from gradleak.experiments.backends.sizing import RunResources, parse_resources
+from gradleak.experiments.backends.slurm_settings import SlurmSettings, parse_slurm
 from gradleak.experiments.preflight import effective_config, preflight
 
-SWEEP_KEYS = frozenset({"name", "base", "grid", "zip", "set", "resources"})
+SWEEP_KEYS = frozenset({"name", "base", "grid", "zip", "set", "resources", "slurm"})
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Sweep:
     name: str
     runs: list[PlannedRun]
     resources: RunResources = field(default_factory=RunResources)
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
 
     def devices(self) -> tuple[str, ...]:
         """The devices the runs ask for, so that a backend can refuse a GPU it lacks."""
@@ -169,4 +172,5 @@ def load_sweep(path: Path) -> Sweep:
         _mapping(spec, "set"),
     )
     resources = parse_resources(spec.get("resources"), f"sweep file {path}: resources")
-    return Sweep(name=str(spec.get("name") or path.stem), runs=runs, resources=resources)
+    slurm = parse_slurm(spec.get("slurm"), f"sweep file {path}: slurm")
+    return Sweep(str(spec.get("name") or path.stem), runs, resources, slurm)

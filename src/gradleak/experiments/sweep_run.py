@@ -129,7 +129,7 @@ def run_sweep(
     store_path = Path(store_path)
     ResultStore.check(store_path)
     runs_root = (output_dir or store_path.parent / "runs").resolve() / _safe_dirname(sweep.name)
-    options = options or BackendOptions(resources=sweep.resources)
+    options = options or BackendOptions(resources=sweep.resources, slurm=sweep.slurm)
     engine = make_backend(backend, replace(options, devices=sweep.devices()))
     counts = _Counts()
     try:

@@ -17,6 +17,7 @@ from typing import Any
 
 from gradleak.config import ExperimentConfig
 from gradleak.experiments.backends.sizing import RunResources
+from gradleak.experiments.backends.slurm_settings import SlurmSettings
 
 RunFunction = Callable[[ExperimentConfig, Path], dict[str, Any]]
 
@@ -91,10 +92,12 @@ class BackendOptions:
 
     ``resources`` is what one run reserves (the sweep file's ``resources`` with the command
     line's flags on top); ``devices`` lists the devices the sweep's runs ask for, so that a
-    backend refuses a ``cuda`` run it cannot give a GPU before anything is claimed.
+    backend refuses a ``cuda`` run it cannot give a GPU before anything is claimed; ``slurm``
+    is the sweep file's ``slurm`` section, read by the ``slurm`` backend only.
     """
 
     workers: int | None = None
     address: str = "auto"
     resources: RunResources = field(default_factory=RunResources)
     devices: tuple[str, ...] = ()
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)

@@ -18,7 +18,7 @@ from gradleak.experiments.backends.base import (
     one_line,
 )
 from gradleak.experiments.backends.sizing import check_devices, runs_that_fit
-from gradleak.experiments.backends.worker import execute, limit_threads
+from gradleak.experiments.backends.worker import execute_with_threads
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -45,11 +45,6 @@ def _check_answers(address: str) -> None:
         raise ConfigError(
             f"ray address {address} does not answer ({exc.strerror or exc})"
         ) from None
-
-
-def _run_on_worker(task: RunTask, threads: int) -> RunOutcome:
-    limit_threads(threads)
-    return execute(task)
 
 
 class RayBackend(Backend):
@@ -88,7 +83,7 @@ class RayBackend(Backend):
             raise
         self.capacity = min(options.workers, fits) if options.workers else fits
         per_run = options.resources
-        self._remote = ray.remote(_run_on_worker).options(
+        self._remote = ray.remote(execute_with_threads).options(
             num_cpus=per_run.cpus_per_run, num_gpus=per_run.gpus_per_run, max_retries=0
         )
         self._threads = max(1, int(per_run.cpus_per_run))
