@@ -192,3 +192,49 @@ def test_the_command_line_flags_are_validated_like_the_file(
     assert isinstance(result.exception, ConfigError)
     assert str(result.exception) == message
     assert not store.exists()
+
+
+class FakeRay:
+    """Just enough of Ray for the backend's start-up: a cluster of given resources."""
+
+    def __init__(self, resources: dict[str, float]) -> None:
+        self.resources = resources
+        self.task_options: dict[str, object] = {}
+        self.shut = False
+
+    def init(self, **kwargs: object) -> None:
+        pass
+
+    def cluster_resources(self) -> dict[str, float]:
+        return self.resources
+
+    def remote(self, fn: object) -> FakeRay:
+        return self
+
+    def options(self, **kwargs: object) -> FakeRay:
+        self.task_options = kwargs
+        return self
+
+    def shutdown(self) -> None:
+        self.shut = True
+
+
+def test_the_ray_backend_reserves_fractional_gpus_and_refuses_a_gpu_less_cluster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gradleak.experiments.backends import ray_cluster
+
+    ray = FakeRay({"CPU": 16.0, "GPU": 2.0})
+    monkeypatch.setattr(ray_cluster, "_import_ray", lambda: ray)
+    per_run = RunResources(cpus_per_run=1, gpus_per_run=0.25)
+    backend = make_backend("ray", BackendOptions(resources=per_run, devices=("cuda",)))
+    assert backend.capacity == 8  # 2 GPUs, four runs each
+    assert ray.task_options == {"num_cpus": 1.0, "num_gpus": 0.25, "max_retries": 0}
+    capped = make_backend("ray", BackendOptions(workers=3, resources=per_run))
+    assert capped.capacity == 3
+
+    bare = FakeRay({"CPU": 16.0})
+    monkeypatch.setattr(ray_cluster, "_import_ray", lambda: bare)
+    with pytest.raises(ConfigError, match="device cuda but the Ray cluster at auto has no GPU"):
+        make_backend("ray", BackendOptions(resources=per_run, devices=("cpu", "cuda")))
+    assert bare.shut  # the driver leaves the cluster it joined
