@@ -16,6 +16,7 @@ import pytest
 
 from gradleak.errors import ConfigError
 from gradleak.experiments.backends import BackendOptions
+from gradleak.experiments.backends.sizing import RunResources
 from gradleak.experiments.store import ResultStore
 from gradleak.experiments.sweep import Sweep, expand
 from gradleak.experiments.sweep_run import run_sweep
@@ -111,4 +112,22 @@ def test_an_address_that_does_not_answer_leaves_the_store_untouched(tmp_path: Pa
         run_sweep(
             Sweep("x", sweep_runs), store, "ray", BackendOptions(address=f"127.0.0.1:{free_port()}")
         )
+    assert not store.exists()
+
+
+@pytest.mark.parametrize(
+    ("set_", "resources", "message"),
+    [
+        ({"device": "cuda"}, RunResources(gpus_per_run=0.25), "device cuda but the Ray cluster"),
+        ({}, RunResources(gpus_per_run=0.25), "one run needs 1 CPU and 0.25 GPU"),
+    ],
+)
+def test_a_gpu_sweep_on_a_cluster_without_gpus_is_refused_before_the_store(
+    ray_head: str, tmp_path: Path, set_: dict[str, str], resources: RunResources, message: str
+) -> None:
+    store = tmp_path / "r.db"
+    sweep = Sweep("gpu", expand(TINY, {}, {}, set_))
+    options = BackendOptions(address=ray_head, resources=resources)
+    with pytest.raises(ConfigError, match=message):
+        run_sweep(sweep, store, "ray", options)
     assert not store.exists()

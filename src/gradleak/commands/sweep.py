@@ -54,12 +54,23 @@ def sweep(
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="Runs at once (default: CPUs).")
     ] = None,
-    backend: Annotated[str, typer.Option("--backend", help="local or ray.")] = "local",
+    backend: Annotated[str, typer.Option("--backend", help="local, ray or slurm.")] = "local",
     address: Annotated[
-        str, typer.Option("--address", help="Ray cluster: auto or HOST:PORT.")
+        str,
+        typer.Option(
+            "--address", help="ray: auto or HOST:PORT; slurm: auto, or local/debug to try it."
+        ),
     ] = "auto",
-    cpus_per_run: Annotated[float, typer.Option("--cpus-per-run", min=0.0)] = 1.0,
-    gpus_per_run: Annotated[float, typer.Option("--gpus-per-run", min=0.0)] = 0.0,
+    cpus_per_run: Annotated[
+        float | None,
+        typer.Option("--cpus-per-run", help="CPUs per run (default: the sweep file's, else 1)."),
+    ] = None,
+    gpus_per_run: Annotated[
+        float | None,
+        typer.Option(
+            "--gpus-per-run", help="GPUs per run, e.g. 0.25 (default: the sweep file's, else 0)."
+        ),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Run folders (default: runs/ by the store)."),
@@ -70,11 +81,13 @@ def sweep(
 ) -> None:
     """Run every cell of a sweep into a results store; rerun the same command to resume."""
     from gradleak.experiments.backends import BackendOptions
+    from gradleak.experiments.backends.sizing import with_overrides
     from gradleak.experiments.sweep import load_sweep
     from gradleak.experiments.sweep_run import run_sweep
 
     plan = load_sweep(sweep_file)
-    options = BackendOptions(workers, address, cpus_per_run, gpus_per_run)
+    resources = with_overrides(plan.resources, cpus_per_run, gpus_per_run)
+    options = BackendOptions(workers, address, resources, slurm=plan.slurm)
     console.print(f"sweep [bold]{plan.name}[/]: {len(plan.runs)} runs, backend {backend}")
     try:
         with _sigterm_unwinds():

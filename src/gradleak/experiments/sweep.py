@@ -2,7 +2,10 @@
 
 A sweep file is YAML with the keys ``base`` (a config file, relative to the sweep file or
 absolute), ``grid`` (key path -> list, every combination; ``a.b+c.d`` ties several keys into one
-axis whose values are lists), ``zip`` (key path -> lists of equal length, taken together), ``set`` (key path -> value, for every run) and an optional ``name``.
+axis whose values are lists), ``zip`` (key path -> lists of equal length, taken together), ``set`` (key path -> value, for every run), an optional ``name`` and optional
+``resources`` (``cpus_per_run``, ``gpus_per_run``: what each run reserves on a backend;
+``gpus_per_run: 0.25`` lets four small attacks share one GPU) and ``slurm`` (partition,
+account, timeout_min, mem_gb, array_parallelism: for the ``slurm`` backend's job arrays).
 
 Every run is validated here, before anything runs, so that a typo in cell 37 of a grid fails
 the whole sweep in a second rather than overnight. A run's id is a hash of its validated, fully
@@ -15,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +31,11 @@ from gradleak.config import (
     validate_config,
 )
 from gradleak.errors import ConfigError
+from gradleak.experiments.backends.sizing import RunResources, parse_resources
+from gradleak.experiments.backends.slurm_settings import SlurmSettings, parse_slurm
 from gradleak.experiments.preflight import effective_config, preflight
 
-SWEEP_KEYS = frozenset({"name", "base", "grid", "zip", "set"})
+SWEEP_KEYS = frozenset({"name", "base", "grid", "zip", "set", "resources", "slurm"})
 
 
 @dataclass(frozen=True)
@@ -44,10 +49,16 @@ class PlannedRun:
 
 @dataclass(frozen=True)
 class Sweep:
-    """A named, fully expanded and validated sweep."""
+    """A named, fully expanded and validated sweep, with what each of its runs reserves."""
 
     name: str
     runs: list[PlannedRun]
+    resources: RunResources = field(default_factory=RunResources)
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
+
+    def devices(self) -> tuple[str, ...]:
+        """The devices the runs ask for, so that a backend can refuse a GPU it lacks."""
+        return tuple(sorted({run.config.device for run in self.runs}))
 
 
 def run_id(config: ExperimentConfig) -> str:
@@ -160,4 +171,6 @@ def load_sweep(path: Path) -> Sweep:
         _lists("zip", _mapping(spec, "zip")),
         _mapping(spec, "set"),
     )
-    return Sweep(name=str(spec.get("name") or path.stem), runs=runs)
+    resources = parse_resources(spec.get("resources"), f"sweep file {path}: resources")
+    slurm = parse_slurm(spec.get("slurm"), f"sweep file {path}: slurm")
+    return Sweep(str(spec.get("name") or path.stem), runs, resources, slurm)

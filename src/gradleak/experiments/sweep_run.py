@@ -12,7 +12,7 @@ import contextlib
 import re
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.progress import Progress
@@ -120,7 +120,8 @@ def run_sweep(
     interruption, and safe to run in several processes at once on one store.
 
     Order matters for "store untouched": the store file is checked (read-only) and the backend
-    started (a Ray address that does not answer fails here) before the store is created or written.
+    started (a Ray address that does not answer, or a ``cuda`` run where no GPU is, fails here)
+    before the store is created or written. ``options`` defaults to the sweep's own resources.
     Artefacts go to ``output_dir/<sweep>/<run id>`` (default: ``runs/`` beside the store); on a Ray
     cluster that folder must be on a file system every node shares.
     """
@@ -128,7 +129,8 @@ def run_sweep(
     store_path = Path(store_path)
     ResultStore.check(store_path)
     runs_root = (output_dir or store_path.parent / "runs").resolve() / _safe_dirname(sweep.name)
-    engine = make_backend(backend, options or BackendOptions())
+    options = options or BackendOptions(resources=sweep.resources, slurm=sweep.slurm)
+    engine = make_backend(backend, replace(options, devices=sweep.devices()))
     counts = _Counts()
     try:
         with ResultStore.open(store_path) as store:

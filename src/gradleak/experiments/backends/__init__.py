@@ -21,6 +21,7 @@ from gradleak.experiments.backends.base import (
 )
 from gradleak.experiments.backends.local_pool import LocalBackend
 from gradleak.experiments.backends.ray_cluster import RayBackend
+from gradleak.experiments.backends.slurm_jobs import SlurmBackend
 from gradleak.registry import Registry
 
 __all__ = [
@@ -39,8 +40,9 @@ __all__ = [
 BACKENDS: Registry[Callable[[BackendOptions], Backend]] = Registry("sweep backend")
 BACKENDS.register("local")(LocalBackend)
 BACKENDS.register("ray")(RayBackend)  # Ray itself is imported only when this one is built
+BACKENDS.register("slurm")(SlurmBackend)  # submitit likewise
 
 
 def make_backend(name: str, options: BackendOptions) -> Backend:
-    """Build a registered backend (``local`` or ``ray``) with the command line's options."""
+    """Build a registered backend (``local``, ``ray`` or ``slurm``) with the sweep's options."""
     return BACKENDS.get(name)(options)

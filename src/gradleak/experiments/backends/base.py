@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from gradleak.config import ExperimentConfig
+from gradleak.experiments.backends.sizing import RunResources
+from gradleak.experiments.backends.slurm_settings import SlurmSettings
 
 RunFunction = Callable[[ExperimentConfig, Path], dict[str, Any]]
 
@@ -86,9 +88,16 @@ class Backend(ABC):
 
 @dataclass(frozen=True)
 class BackendOptions:
-    """Command-line knobs shared by every backend; each uses the ones that apply to it."""
+    """Knobs shared by every backend; each uses the ones that apply to it.
+
+    ``resources`` is what one run reserves (the sweep file's ``resources`` with the command
+    line's flags on top); ``devices`` lists the devices the sweep's runs ask for, so that a
+    backend refuses a ``cuda`` run it cannot give a GPU before anything is claimed; ``slurm``
+    is the sweep file's ``slurm`` section, read by the ``slurm`` backend only.
+    """
 
     workers: int | None = None
     address: str = "auto"
-    cpus_per_run: float = 1.0
-    gpus_per_run: float = 0.0
+    resources: RunResources = field(default_factory=RunResources)
+    devices: tuple[str, ...] = ()
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)

@@ -14,13 +14,24 @@ from gradleak.experiments.backends.base import (
     RunTask,
     now_iso,
 )
+from gradleak.experiments.backends.sizing import check_devices, cuda_index, runs_that_fit
 from gradleak.experiments.backends.worker import available_cpus, execute, init_worker
 
 KILL_GRACE_S = 5.0
 
 
+def local_gpus() -> int:
+    """CUDA devices this process sees; torch is imported only when a sweep asks for a GPU."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 class LocalBackend(Backend):
     """``--workers`` processes, each with an equal share of the cores for torch's threads.
+
+    With ``gpus_per_run`` set, the pool also holds no more runs than this machine's GPUs take
+    (``0.25``: four per GPU); a ``cuda`` run on a machine without a GPU is refused up front.
 
     A worker that dies outright (killed, out of memory) breaks the whole pool; the runs then in
     flight are recorded as failed and a fresh pool takes the rest, so the sweep goes on. Workers
@@ -30,6 +41,14 @@ class LocalBackend(Backend):
     def __init__(self, options: BackendOptions) -> None:
         cpus = available_cpus()
         self.capacity = max(1, options.workers or cpus)
+        per_run = options.resources
+        wants_gpu = any(cuda_index(d) is not None for d in options.devices)
+        if wants_gpu or per_run.gpus_per_run > 0:
+            gpus = float(local_gpus())
+            check_devices(options.devices, gpus, per_run, "this machine", pinned=False)
+            if per_run.gpus_per_run > 0:  # e.g. 0.25: four runs share the one GPU
+                fits = runs_that_fit({"CPU": float(cpus), "GPU": gpus}, per_run)
+                self.capacity = min(self.capacity, fits)
         self._threads = max(1, cpus // self.capacity)
         self._pool = self._new_pool()
         self._futures: dict[Future[RunOutcome], RunTask] = {}

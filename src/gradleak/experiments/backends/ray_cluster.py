@@ -6,7 +6,6 @@ Ray is an optional extra (``gradleak[sweep]``) and is imported only here, when c
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
 from typing import Any
 
 from gradleak.errors import ConfigError
@@ -18,7 +17,8 @@ from gradleak.experiments.backends.base import (
     now_iso,
     one_line,
 )
-from gradleak.experiments.backends.worker import execute, limit_threads
+from gradleak.experiments.backends.sizing import check_devices, runs_that_fit
+from gradleak.experiments.backends.worker import execute_with_threads
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -47,25 +47,14 @@ def _check_answers(address: str) -> None:
         ) from None
 
 
-def runs_that_fit(resources: Mapping[str, float], options: BackendOptions) -> int:
-    """How many runs the cluster holds at once: the scarcer of its CPUs and GPUs decides.
-    At least one, so that an autoscaling cluster that has no GPU yet still gets a run."""
-    fits = int(float(resources.get("CPU", 1.0)) // max(options.cpus_per_run, 1e-9))
-    if options.gpus_per_run > 0:
-        fits = min(fits, int(float(resources.get("GPU", 0.0)) // options.gpus_per_run))
-    return max(1, fits)
-
-
-def _run_on_worker(task: RunTask, threads: int) -> RunOutcome:
-    limit_threads(threads)
-    return execute(task)
-
-
 class RayBackend(Backend):
     """Runs each task as a Ray task needing ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs.
 
-    ``capacity`` defaults to as many runs as the cluster's CPUs and GPUs hold at once, so that the store's
-    ``running`` status means running, not queued; ``--workers`` caps it lower.
+    ``capacity`` is as many runs as the cluster's CPUs and GPUs hold at once (four runs per GPU
+    at ``gpus_per_run: 0.25``), so that the store's ``running`` status means running, not
+    queued; ``--workers`` caps it lower. Ray hands each task only the GPUs it reserved
+    (``CUDA_VISIBLE_DEVICES``), so a ``device: cuda`` run needs ``gpus_per_run > 0``; a sweep
+    that asks for a GPU the cluster does not have is refused before any run is claimed.
     """
 
     def __init__(self, options: BackendOptions) -> None:
@@ -82,12 +71,22 @@ class RayBackend(Backend):
             raise ConfigError(
                 f"cannot connect to Ray at {options.address}: {one_line(exc)}"
             ) from None
-        fits = runs_that_fit(ray.cluster_resources(), options)
+        try:
+            available = ray.cluster_resources()
+            where = f"the Ray cluster at {options.address}"
+            check_devices(
+                options.devices, float(available.get("GPU", 0.0)), options.resources, where, True
+            )
+            fits = runs_that_fit(available, options.resources)
+        except ConfigError:
+            ray.shutdown()
+            raise
         self.capacity = min(options.workers, fits) if options.workers else fits
-        self._remote = ray.remote(_run_on_worker).options(
-            num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run, max_retries=0
+        per_run = options.resources
+        self._remote = ray.remote(execute_with_threads).options(
+            num_cpus=per_run.cpus_per_run, num_gpus=per_run.gpus_per_run, max_retries=0
         )
-        self._threads = max(1, int(options.cpus_per_run))
+        self._threads = max(1, int(per_run.cpus_per_run))
         self._refs: dict[Any, RunTask] = {}
 
     def submit(self, task: RunTask) -> None:

@@ -65,6 +65,13 @@ def limit_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def execute_with_threads(task: RunTask, threads: int) -> RunOutcome:
+    """The entry point of a backend whose workers are started by someone else (a Ray worker,
+    a Slurm array task): share the cores, then run the one task."""
+    limit_threads(threads)
+    return execute(task)
+
+
 def available_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
