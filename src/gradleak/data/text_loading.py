@@ -1,8 +1,9 @@
 """Text as a federation's data: a corpus, its tokeniser and fixed-length token ids.
 
 ``data.name`` is a corpus in ``text_corpus.TEXT_DATASETS`` (read offline from the pinned gensim
-wheel, cached under ``data.root`` or :func:`default_text_cache`), or ``text`` for the user's own
-file or folder at ``data.root``. The WordPiece vocabulary (``data.vocab_size``) is trained on the
+wheel, cached under ``data.root`` or :func:`default_text_cache`), one in
+``text_download.DOWNLOADABLE_TEXT`` (``wikitext2``, fetched with ``data.download=true``), or
+``text`` for the user's own file or folder at ``data.root``. The WordPiece vocabulary (``data.vocab_size``) is trained on the
 whole corpus once and cached beside the corpus cache; sentences are then cut or padded to
 ``data.seq_len`` tokens and selected (``shuffle``, ``max_images``) as images are.
 """
@@ -17,6 +18,7 @@ import torch
 from gradleak.config import DataConfig
 from gradleak.data.base import TokenDataset
 from gradleak.data.text_corpus import TEXT_DATASETS, TextDataset, load_text_path
+from gradleak.data.text_download import DOWNLOADABLE_TEXT
 from gradleak.data.text_tokenizer import corpus_tokenizer
 from gradleak.errors import ConfigError
 
@@ -27,8 +29,8 @@ TEXT_CACHE_ENV = "GRADLEAK_TEXT_CACHE"
 
 
 def is_text_dataset(name: str) -> bool:
-    """Whether ``data.name`` names text (a bundled corpus or the user's own)."""
-    return name == USER_TEXT or name in TEXT_DATASETS
+    """Whether ``data.name`` names text (a bundled or downloadable corpus, or the user's own)."""
+    return name == USER_TEXT or name in TEXT_DATASETS or name in DOWNLOADABLE_TEXT
 
 
 def default_text_cache() -> Path:
@@ -47,6 +49,8 @@ def _corpus(cfg: DataConfig) -> tuple[TextDataset, Path]:
             )
         return load_text_path(cfg.root.expanduser()), default_text_cache()
     cache = cfg.root.expanduser() if cfg.root is not None else default_text_cache()
+    if cfg.name in DOWNLOADABLE_TEXT:
+        return DOWNLOADABLE_TEXT.get(cfg.name)(cache, cfg.download), cache
     return TEXT_DATASETS.get(cfg.name)(cache), cache
 
 
