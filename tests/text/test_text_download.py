@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from gradleak.config import DataConfig
-from gradleak.data import load_dataset
-from gradleak.data import text_download
+from gradleak.data import load_dataset, text_download
 from gradleak.errors import DataError
 
 WIKITEXT_LINES = """
