@@ -32,7 +32,7 @@ def fake_archive(folder: Path) -> Path:
 
 
 def test_offline_without_download_is_one_line(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="data.download=true"):
+    with pytest.raises(DataError, match=r"data\.download=true"):
         load_dataset(DataConfig(name="wikitext2", root=tmp_path), seed=0)
 
 
