@@ -1,6 +1,6 @@
 """DLG can start from a normal draw as the authors' code does (uniform, measured better, is the
-default), and keeps the restart whose own gradient-matching loss is lowest (the attacker never
-sees the true images to choose)."""
+default), keeps the restart whose own gradient-matching loss is lowest (the attacker never
+sees the true images to choose), and line-searches each L-BFGS step so that none goes uphill."""
 
 from __future__ import annotations
 

@@ -74,3 +74,13 @@ def test_unknown_layout_fails_when_the_attack_is_built() -> None:
     config = AttackConfig(name="fedleak", options={"generator_layout": "narrow"})
     with pytest.raises((UnknownNameError, ConfigError), match="generator_layout"):
         ATTACKS.get("fedleak")(config)
+
+
+def test_layouts_are_the_same_network_up_to_32_px() -> None:
+    # Runs at 32² and below reproduce bit for bit whichever layout is chosen.
+    torch.manual_seed(1)
+    authors = ImageGenerator(32, 3, layout="authors").state_dict()
+    torch.manual_seed(1)
+    wide = ImageGenerator(32, 3, layout="wide").state_dict()
+    assert list(authors) == list(wide)
+    assert all(torch.equal(authors[k], wide[k]) for k in authors)

@@ -13,8 +13,10 @@ How many channels each block has is its *layout*, a name in :data:`LAYOUTS`:
   parameters at 32², 5,693,315 at 64² and 5,804,099 at 128².
 - ``wide``: ``width`` channels at every resolution, gradleak's earlier generator. Identical to
   ``authors`` up to 32², larger above (6,431,747 parameters at 64², 7,612,931 at 128²) and
-  1.9× / 4.9× the convolution cost per image at 64² / 128². It was **not** measured to
-  reconstruct better than the authors' layout; it is kept only to reproduce earlier runs.
+  1.9× / 4.9× the convolution cost per image at 64² / 128² (a whole FedLeak iteration, batch 4,
+  ConvNet-8 sigmoid, 1 CPU thread, shared machine: 9.2–9.7 against 4.6–5.8 s at 64², 36.4–37.5
+  against 11.4–11.5 s at 128²; ``bench/bench_fedleak_layout.py``). It was **not** measured to reconstruct better than the authors' layout; it
+  is kept only to reproduce earlier runs.
 """
 
 from __future__ import annotations
