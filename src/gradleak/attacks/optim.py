@@ -19,7 +19,7 @@ from torch import Tensor
 
 from gradleak.attacks.base import ProgressCallback
 from gradleak.attacks.parametrizations import Parametrization
-from gradleak.attacks.steppers import OPTIMIZERS, StepSettings
+from gradleak.attacks.steppers import OPTIMIZERS, LineSearch, StepSettings
 from gradleak.registry import Registry
 
 SchedulerFactory = Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler]
@@ -46,10 +46,16 @@ class LoopSettings:
     lookahead: Literal["none", "l1", "l2"] = "none"
     lookahead_weight: float = 0.3
     lbfgs_inner: int = 20
+    lbfgs_line_search: LineSearch = "none"
 
     def step_settings(self) -> StepSettings:
         return StepSettings(
-            self.lr, self.signed, self.lookahead, self.lookahead_weight, self.lbfgs_inner
+            self.lr,
+            self.signed,
+            self.lookahead,
+            self.lookahead_weight,
+            self.lbfgs_inner,
+            self.lbfgs_line_search,
         )
 
 

@@ -31,7 +31,9 @@ class ParametrizationSettings:
     latent_dim: int = 128
     """Generator: size of the fixed code z per image."""
     width: int = 256
-    """Generator: channels of its conv blocks (the authors use 256)."""
+    """Generator: channels of its conv blocks up to 32 px (the authors use 256)."""
+    layout: str = "authors"
+    """Generator: how the channels change above 32 px, a name in ``generator.LAYOUTS``."""
     init: str = "uniform"
     """Pixels: the distribution of the starting draw, a name in :data:`INITS`: ``uniform`` on
     [0, 1] (Inverting Gradients) or ``normal`` N(0, 1) (the original DLG code's ``randn``)."""
@@ -154,7 +156,9 @@ class GeneratorParametrization(Parametrization):
         seed = int(torch.randint(2**62, (1,), generator=generator))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.net = ImageGenerator(height, channels, settings.latent_dim, settings.width)
+            self.net = ImageGenerator(
+                height, channels, settings.latent_dim, settings.width, settings.layout
+            )
         self.net.to(device).train()
 
     def parameters(self) -> list[Tensor]:

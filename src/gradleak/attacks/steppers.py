@@ -20,6 +20,7 @@ from gradleak.errors import ConfigError
 from gradleak.registry import Registry
 
 LossClosure = Callable[[], Tensor]
+LineSearch = Literal["none", "strong_wolfe"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class StepSettings:
     """Weight of the look-ahead direction; the current direction gets 1 − weight."""
     lbfgs_inner: int = 20
     """L-BFGS: loss evaluations per step (torch's ``max_iter``; DLG keeps torch's default 20)."""
+    lbfgs_line_search: LineSearch = "none"
+    """L-BFGS: ``strong_wolfe`` searches each step's length so that it lowers the loss (torch's
+    ``line_search_fn``); ``none`` takes the fixed step ``lr`` along each direction."""
 
 
 class Stepper(ABC):
@@ -107,7 +111,10 @@ class LBFGSStepper(Stepper):
         super().__init__(params, settings)
         if settings.signed or settings.lookahead != "none":
             raise ConfigError("the lbfgs optimizer takes neither signed gradients nor a look-ahead")
-        self.optimizer = torch.optim.LBFGS(params, lr=settings.lr, max_iter=settings.lbfgs_inner)
+        search = None if settings.lbfgs_line_search == "none" else settings.lbfgs_line_search
+        self.optimizer = torch.optim.LBFGS(
+            params, lr=settings.lr, max_iter=settings.lbfgs_inner, line_search_fn=search
+        )
 
     def step(self, loss_fn: LossClosure) -> float:
         first: list[float] = []
