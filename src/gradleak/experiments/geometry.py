@@ -183,7 +183,7 @@ class Shape:
         # deviations from the sample mean are sqrt((n-1)/n) of those from the true centre
         parts = (everyone - centre).norm(dim=1) * (n / (n - 1)) ** 0.5
         typical = parts[1:].square().mean().sqrt()
-        pairs = torch.pdist(everyone)
+        pairs = torch.pdist(everyone[1:])  # the victim's own offset is measured apart
         variation = float(pairs.std() / pairs.mean())
         rank = max(1, min(everyone.shape[1], round(1 / (2 * max(variation, 1e-6) ** 2))))
         honest = clean.double()
