@@ -35,7 +35,8 @@ class RoundGeometry:
     """One round as the analysis needs it.
 
     ``uploads``: the ``(h, d)`` honest uploads the server sees (after client DP), the victim in
-    row 0; ``clean``: the same before DP noise; ``estimate``: what the attacker believes;
+    row ``victim``, the malicious ones to go in before row ``insert_at`` (None: after them all);
+    ``clean``: the same before DP noise; ``estimate``: what the attacker believes;
     ``dp``: the clip-and-noise every upload gets (the malicious ones too, as
     :class:`~gradleak.fl.malicious.client.MaliciousClient` does); ``generator``: the attacker's
     randomness for this round's plan.
@@ -46,6 +47,22 @@ class RoundGeometry:
     estimate: Estimate
     dp: ClientDP | None
     generator: torch.Generator
+    victim: int = 0
+    insert_at: int | None = None
+
+    def stacked(self, malicious: Tensor) -> tuple[Tensor, int, range]:
+        """The server's ``(n, d)`` rows with the malicious uploads in their place, the victim's
+        row and the malicious rows. The place matters where values tie (real updates do, on
+        coordinates few clients' data moves): a coordinate rule credits a tie to one row."""
+        at = len(self.uploads) if self.insert_at is None else self.insert_at
+        rows = torch.cat([self.uploads[:at], malicious, self.uploads[at:]])
+        victim = self.victim + (len(malicious) if self.victim >= at else 0)
+        return rows, victim, range(at, at + len(malicious))
+
+    def shape(self) -> Shape:
+        """This round's :class:`Shape`."""
+        order = [self.victim, *[k for k in range(len(self.clean)) if k != self.victim]]
+        return Shape.of(self.clean[order], self.estimate.centre, self.estimate.victim)
 
 
 class GeometrySource(ABC):

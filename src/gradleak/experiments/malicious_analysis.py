@@ -124,17 +124,17 @@ def one_trial(
         malicious = malicious + dp.noise_std * torch.randn(
             malicious.shape, generator=generator, dtype=malicious.dtype
         )
-    result = aggregator(torch.cat([uploads, malicious]))
+    stacked, victim, rows = geometry.stacked(malicious)
+    result = aggregator(stacked)
     revealed = strategy.reveal(shape, result.aggregate, plan)
     picked = None
-    rows = range(n - f, n)
     if result.selected is not None:
         picked = sum(r in set(result.selected.tolist()) for r in rows) / f
     elif result.sources is not None:
         picked = float(
             torch.stack([(result.sources == r).any(dim=0) for r in rows]).double().mean()
         )
-    metrics = victim_metrics(result, revealed.update, clean[0], 0)
+    metrics = victim_metrics(result, revealed.update, clean[geometry.victim], victim)
     shift = rank_shift(uploads, result.aggregate) if result.sources is not None else float("nan")
     return [*metrics, shift], picked
 

@@ -26,7 +26,6 @@ from gradleak.experiments.geometry import (
     GeometryRequest,
     GeometrySource,
     RoundGeometry,
-    Shape,
 )
 from gradleak.experiments.threats.base import build_model_for, capabilities_of
 from gradleak.experiments.threats.checks import check_malicious_threat, malicious_ids
@@ -69,7 +68,8 @@ def check_recordable(config: ExperimentConfig) -> None:
 
 
 def recorded_round(config: ExperimentConfig, device: torch.device) -> RoundGeometry:
-    """The honest round ``threat.round`` of ``config``'s federation, the victim in row 0."""
+    """The honest round ``threat.round`` of ``config``'s federation, in the server's row order
+    (the colluders' rows kept for their uploads: they are consecutive clients)."""
     check_recordable(config)
     threat, ids = config.threat, malicious_ids(config)
     data = federation_data(config)
@@ -84,13 +84,15 @@ def recorded_round(config: ExperimentConfig, device: torch.device) -> RoundGeome
     outcome = federation.run_round()
     layout = ParamLayout.of(outcome.parameters)
     flat = {u.client_id: layout.flatten(u.update).detach() for u in outcome.uploads}
-    honest = [threat.victim, *[k for k in outcome.order if k not in ids and k != threat.victim]]
+    honest = [k for k in outcome.order if k not in ids]
     uploads = torch.stack([flat[k] for k in honest])
+    insert_at = sum(k not in ids for k in outcome.order[: outcome.order.index(ids[0])])
     assert recorder.estimate is not None, "the colluders uploaded in the attacked round"
     estimate = Estimate(*(t.detach().to(uploads.dtype) for t in (
         recorder.estimate.victim, recorder.estimate.centre, recorder.estimate.spread)))  # fmt: skip
     # the uploads are what the server sees; client DP noise, if any, is already in them
-    return RoundGeometry(uploads, uploads, estimate, client.dp, recorder.generator)
+    return RoundGeometry(uploads, uploads, estimate, client.dp, recorder.generator,
+                         honest.index(threat.victim), insert_at)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,7 @@ class CalibratedGeometry(GeometrySource):
     def rounds(self, num_honest: int, trials: int, seed: int) -> Iterator[RoundGeometry]:
         recorded = RecordedGeometry(self.config, self.device)
         for offset, real in enumerate(recorded.rounds(num_honest, trials, seed)):
-            shape = Shape.of(real.clean, real.estimate.centre, real.estimate.victim)
-            yield from shape.synthetic().rounds(num_honest, self.draws, seed + offset)
+            yield from real.shape().synthetic().rounds(num_honest, self.draws, seed + offset)
 
 
 def needs_config(request: GeometryRequest, name: str) -> ExperimentConfig:
