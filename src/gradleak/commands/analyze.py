@@ -2,16 +2,22 @@
 
 It shows *why* a robust rule can help a maliciously curious client: the mean dilutes the victim
 to 1/N, while a selection rule steered by the attacker hands over one client's update whole.
+And where it cannot: whether steering works depends on the round's geometry, so ``--geometry``
+picks where the honest updates come from (``experiments.geometry``): ``synthetic`` (isotropic by
+default; ``--rank``, ``--victim-offset``, ``--victim-rank`` make it look like real updates),
+``recorded`` (the real honest rounds of ``--config``, one per seed: ``--trials`` seeds) or
+``calibrated`` (synthetic rounds with the quantities measured on those real rounds).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from gradleak.cli_app import app, console
+from gradleak.cli_app import SetOption, app, console
 from gradleak.errors import ConfigError
 
 
@@ -29,8 +35,30 @@ def analyze(
         float, typer.Option("--estimate-error", help="Victim estimate error, in spreads.")
     ] = 0.5,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    geometry: Annotated[
+        str, typer.Option("--geometry", help="synthetic, recorded or calibrated.")
+    ] = "synthetic",
+    spread: Annotated[
+        float, typer.Option("--spread", help="Synthetic: client parts' norm / common norm.")
+    ] = 1.0,
+    rank: Annotated[
+        int | None, typer.Option("--rank", help="Synthetic: dimension the parts live in.")
+    ] = None,
+    victim_offset: Annotated[
+        float, typer.Option("--victim-offset", help="Synthetic: victim's part / typical part.")
+    ] = 1.0,
+    victim_rank: Annotated[
+        int | None, typer.Option("--victim-rank", help="Synthetic: victim's centrality rank.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="malicious_peer config (recorded geometry).")
+    ] = None,
+    set_: SetOption = None,
 ) -> None:
     """Print the victim's surviving share of the aggregate for an honest and a malicious attacker."""
+    import gradleak.experiments.recorded_geometry  # noqa: F401  (registers its sources)
+    from gradleak.config import load_config
+    from gradleak.experiments.geometry import GEOMETRIES, GeometryRequest
     from gradleak.experiments.malicious_analysis import Setting, analyse
     from gradleak.fl.malicious.strategies import TOLERANCE
 
@@ -38,15 +66,26 @@ def analyze(
         raise ConfigError(
             "analyze needs --trials >= 1, --clients >= 2, --byzantine >= 1, --noise >= 0, --clip > 0"
         )
+    if spread <= 0 or victim_offset <= 0 or (rank is not None and rank < 1):
+        raise ConfigError("analyze needs --spread > 0, --victim-offset > 0, --rank >= 1")
+    resolved = None if config is None else load_config(config, set_)
+    if resolved is not None:  # the deployment is the config's
+        rule, clients = resolved.defense.aggregator.name, resolved.federation.num_clients
+        byzantine = resolved.threat.num_malicious
     a, b = TOLERANCE.get(rule, (1, 1))
     if clients < a * byzantine + b:
         raise ConfigError(
             f"--byzantine {byzantine} is too many for {rule} with {clients} clients: "
             f"it needs N >= {a}f + {b}"
         )
-    setting = Setting(rule, clients, byzantine, noise, clip, estimate_error=estimate_error)
+    setting = Setting(rule, clients, byzantine, noise, clip, spread, estimate_error)
+    request = GeometryRequest(spread, rank, victim_offset, victim_rank, estimate_error,
+                              setting.dimension, clip, noise, resolved)  # fmt: skip
+    source = GEOMETRIES.get(geometry)(request)
+    what = "seeds" if geometry != "synthetic" else "trials"
     table = Table(
-        title=f"{rule}, N={clients}, f={byzantine}, noise={noise}, clip={clip}, {trials} trials"
+        title=f"{rule}, N={clients}, f={byzantine}, noise={noise}, clip={clip}, "
+        f"{geometry} geometry, {trials} {what}"
     )
     for column in (
         "attacker",
@@ -56,10 +95,11 @@ def analyze(
         "cosine",
         "rel. error",
         "malicious used",
+        "rank shift",
     ):
         table.add_column(column, justify="right")
     for attacker in ("honest", "malicious"):
-        s = analyse(setting, attacker, trials, seed)
+        s = analyse(setting, attacker, trials, seed, source)
         table.add_row(
             attacker,
             f"{s.victim_weight:.3f}",
@@ -68,5 +108,6 @@ def analyze(
             f"{s.cosine:.3f}",
             f"{s.relative_error:.3f}",
             "-" if s.malicious_selected is None else f"{s.malicious_selected:.2f}",
+            "-" if s.rank_shift is None else f"{s.rank_shift:.2f}",
         )
     console.print(table)

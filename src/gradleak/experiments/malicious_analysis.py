@@ -1,15 +1,19 @@
 """Reconstructability: how much of one victim's update survives in the aggregate.
 
-Measured by simulation on synthetic updates, for a rule, N clients, f attackers and client DP:
-honest updates are a common direction plus independent per-client parts (``spread`` relative
-to the common part), optionally clipped to C with Gaussian noise. The honest curious attacker
+Measured by simulation for a rule, N clients, f attackers and client DP, on rounds of honest
+updates from a geometry source (``experiments.geometry``): by default synthetic ones, a common
+direction plus independent per-client parts (``spread`` relative to the common part), optionally
+clipped to C with Gaussian noise; or a parametrised geometry measured on real updates, or the
+real honest rounds of a configured federation (``experiments.recorded_geometry``). The honest curious attacker
 uploads its own update and subtracts it as if the rule were the mean; the malicious one plays
 the strategy for the rule with a victim estimate ``estimate_error`` spreads off. Reported per
 attacker: the victim's weight in the aggregate (and its closed form where one exists: 1/N under
 the mean, 1 when a selection rule picks the victim alone), the fraction of coordinates that
 carry the victim's value, and the cosine and relative error between what the attacker reads
 off the aggregate and the victim's update. This is what makes a defence help the attacker: a
-rule that outputs one client's update hands it over undiluted.
+rule that outputs one client's update hands it over undiluted. And the worst rank shift: how
+far, in honest order statistics, the aggregate moved from the honest median (what bounds a
+coordinate rule's steering).
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import torch
 from torch import Tensor
 
 from gradleak.config import AggregatorConfig
+from gradleak.experiments.geometry import GeometrySource, RoundGeometry, SyntheticGeometry
 from gradleak.fl.aggregators import AggregationResult, build_aggregator
 from gradleak.fl.defenses_dp import clip_to_norm
-from gradleak.fl.malicious.strategies import Estimate, Passive, RuleShape, build_strategy
+from gradleak.fl.malicious.strategies import Passive, RuleShape, build_strategy
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ class Survival:
     cosine: float
     relative_error: float
     malicious_selected: float | None
+    rank_shift: float | None
+    trials: int
 
 
 def closed_form(setting: Setting, attacker: str) -> float | None:
@@ -61,19 +68,6 @@ def closed_form(setting: Setting, attacker: str) -> float | None:
     if setting.rule == "krum" and attacker == "malicious":
         return 1.0
     return None
-
-
-def honest_round(setting: Setting, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
-    """(uploads of the n - f honest clients, their clean updates, the attacker's own update)."""
-    d, h = setting.dimension, setting.num_clients - setting.num_malicious
-    common = torch.randn(d, generator=generator, dtype=torch.float64) / d**0.5
-    parts = torch.randn((h + 1, d), generator=generator, dtype=torch.float64) / d**0.5
-    clean = common + setting.spread * parts
-    if setting.clip is not None:
-        clean = torch.stack([clip_to_norm(row, setting.clip) for row in clean])
-    noise_std = setting.noise * (setting.clip or 1.0)
-    noise = noise_std * torch.randn((h, d), generator=generator, dtype=torch.float64)
-    return clean[:h] + noise, clean[:h], clean[h]
 
 
 def victim_metrics(
@@ -88,58 +82,94 @@ def victim_metrics(
     return [float(result.contributions[row]), coordinates, cosine, error]
 
 
+def rank_shift(uploads: Tensor, aggregate: Tensor) -> float:
+    """How far, in honest order statistics, the aggregate sits from the honest clients' own
+    median, at the worst coordinate. The aggregate's rank among the sorted honest values is
+    k + t between the k-th and (k+1)-th, or the whole run of positions of the honest values it
+    equals (real updates tie, on coordinates no one's data moves); the shift is how far the
+    median's rank (h + 1) / 2 lies outside that. What bounds a coordinate rule's steering: one
+    attacker moves the median by at most one."""
+    ordered = uploads.sort(dim=0).values
+    h = len(ordered)
+    below = (ordered < aggregate).sum(dim=0)
+    equal = (ordered == aggregate).sum(dim=0)
+    inner = below.clamp(1, h - 1)
+    lo = ordered.gather(0, (inner - 1)[None]).squeeze(0)
+    hi = ordered.gather(0, inner[None]).squeeze(0)
+    gap = (hi - lo).clamp_min(torch.finfo(ordered.dtype).tiny)
+    between = (inner + ((aggregate - lo) / gap).clamp(0, 1)).to(ordered.dtype)
+    lower = torch.where(equal > 0, (below + 1).to(ordered.dtype), between)
+    upper = torch.where(equal > 0, (below + equal).to(ordered.dtype), between)
+    middle = (h + 1) / 2
+    return float(torch.maximum(lower - middle, middle - upper).clamp_min(0).max())
+
+
 def one_trial(
-    setting: Setting, attacker: str, generator: torch.Generator
+    setting: Setting, attacker: str, geometry: RoundGeometry
 ) -> tuple[list[float], float | None]:
-    """Victim weight, victim coordinates, cosine, relative error; and the malicious uploads'
-    selection (or in-window) rate."""
+    """Victim weight, victim coordinates, cosine, relative error and rank shift; and the
+    malicious uploads' selection (or in-window) rate."""
     n, f = setting.num_clients, setting.num_malicious
     aggregator = build_aggregator(
         AggregatorConfig(name=setting.rule, num_byzantine=f, beta=setting.beta), n
     )
     shape = RuleShape.of(setting.rule, aggregator, n, f)
-    uploads, clean, own = honest_round(setting, generator)
-    spread = torch.full_like(own, setting.spread / setting.dimension**0.5)
-    spread = (spread.square() + (setting.noise * (setting.clip or 1.0)) ** 2).sqrt()
-    error = (
-        setting.estimate_error
-        * spread
-        * torch.randn(own.shape, generator=generator, dtype=own.dtype)
-    )
-    estimate = Estimate(clean[0] + error, own, spread)
+    uploads, clean, generator = geometry.uploads, geometry.clean, geometry.generator
     strategy = Passive() if attacker == "honest" else build_strategy("auto", setting.rule, {})
-    plan = strategy.plan(shape, estimate, generator)
-    malicious = plan.uploads
-    if setting.clip is not None:
-        malicious = torch.stack([clip_to_norm(row, setting.clip) for row in malicious])
-    noise_std = setting.noise * (setting.clip or 1.0)
-    if noise_std > 0:  # the uploads are noised like honest ones (as MaliciousClient does)
-        malicious = malicious + noise_std * torch.randn(
+    plan = strategy.plan(shape, geometry.estimate, generator)
+    malicious, dp = plan.uploads.to(uploads.dtype), geometry.dp
+    if dp is not None and dp.clip_norm != float("inf"):
+        malicious = torch.stack([clip_to_norm(row, dp.clip_norm) for row in malicious])
+    if dp is not None and dp.noise_std > 0:  # noised like honest ones (as MaliciousClient does)
+        malicious = malicious + dp.noise_std * torch.randn(
             malicious.shape, generator=generator, dtype=malicious.dtype
         )
-    result = aggregator(torch.cat([uploads, malicious]))
+    stacked, victim, rows = geometry.stacked(malicious)
+    result = aggregator(stacked)
     revealed = strategy.reveal(shape, result.aggregate, plan)
     picked = None
-    rows = range(n - f, n)
     if result.selected is not None:
         picked = sum(r in set(result.selected.tolist()) for r in rows) / f
     elif result.sources is not None:
         picked = float(
             torch.stack([(result.sources == r).any(dim=0) for r in rows]).double().mean()
         )
-    return victim_metrics(result, revealed.update, clean[0], 0), picked
+    metrics = victim_metrics(result, revealed.update, clean[geometry.victim], victim)
+    shift = rank_shift(uploads, result.aggregate) if result.sources is not None else float("nan")
+    return [*metrics, shift], picked
 
 
-def analyse(setting: Setting, attacker: str, trials: int, seed: int = 0) -> Survival:
-    """Means over ``trials`` seeded simulated rounds."""
-    generator = torch.Generator().manual_seed(seed)
+def synthetic_source(setting: Setting) -> GeometrySource:
+    """The isotropic model the analysis always used, from a setting's spread, DP and estimate
+    error."""
+    return SyntheticGeometry(
+        spread=setting.spread,
+        estimate_error=setting.estimate_error,
+        dimension=setting.dimension,
+        clip=setting.clip,
+        noise=setting.noise,
+    )
+
+
+def analyse(
+    setting: Setting,
+    attacker: str,
+    trials: int,
+    seed: int = 0,
+    source: GeometrySource | None = None,
+) -> Survival:
+    """Means over ``trials`` seeded rounds from ``source`` (default: the synthetic model of
+    ``setting``); ``rank_shift`` is the worst over them (coordinate rules only)."""
+    source = source or synthetic_source(setting)
+    h = setting.num_clients - setting.num_malicious
     rows, picks = [], []
-    for _ in range(trials):
-        values, picked = one_trial(setting, attacker, generator)
+    for geometry in source.rounds(h, trials, seed):
+        values, picked = one_trial(setting, attacker, geometry)
         rows.append(values)
         if picked is not None:
             picks.append(picked)
-    means = torch.tensor(rows).mean(dim=0).tolist()
+    table = torch.tensor(rows)
+    means = table.mean(dim=0).tolist()
     return Survival(
         attacker,
         means[0],
@@ -148,4 +178,6 @@ def analyse(setting: Setting, attacker: str, trials: int, seed: int = 0) -> Surv
         means[2],
         means[3],
         sum(picks) / len(picks) if picks else None,
+        None if table[:, 4].isnan().any() else float(table[:, 4].max()),
+        len(rows),
     )

@@ -38,6 +38,7 @@ from gradleak.fl.malicious.client import ClientDP, MaliciousClient
 from gradleak.fl.malicious.strategies import RuleShape, build_strategy, strategy_name
 from gradleak.fl.observations import ClientHistory, RecordSpec
 from gradleak.fl.protocol import client_clip_noise
+from gradleak.fl.simulation import FederationRules
 from gradleak.metrics.labels import label_accuracy
 
 
@@ -75,6 +76,22 @@ def victim_exposed(
     return label_accuracy(counted.cpu(), labels.cpu()) == 1.0
 
 
+def malicious_client(
+    config: ExperimentConfig, model: torch.nn.Module, rules: FederationRules
+) -> MaliciousClient:
+    """The colluders of a checked ``malicious_peer`` config, as the federation runs them (also
+    used by ``gradleak analyze --config`` to read their estimate off an honest round)."""
+    threat, ids = config.threat, malicious_ids(config)
+    shape = RuleShape.of(
+        config.defense.aggregator.name, rules.aggregator, config.federation.num_clients, len(ids)
+    )
+    protocol = rules.protocol
+    strategy = build_strategy(threat.strategy, shape.name, threat.strategy_options)
+    return MaliciousClient(tuple(ids), threat.victim, strategy, shape, copy.deepcopy(model),
+                           protocol.schedule, protocol.server_lr, threat.round, client_dp(config),
+                           protocol.train_mode)  # fmt: skip
+
+
 @THREATS.register("malicious_peer")
 def malicious_peer(config: ExperimentConfig, device: torch.device) -> Scenario:
     """Run the federation with the malicious colluders, then build the attacker's target."""
@@ -84,13 +101,8 @@ def malicious_peer(config: ExperimentConfig, device: torch.device) -> Scenario:
     data = federation_data(config)
     model = build_model_for(config, data, device)
     rules = federation_rules(config, model, device)
-    shape = RuleShape.of(
-        config.defense.aggregator.name, rules.aggregator, fed.num_clients, len(ids)
-    )
-    protocol = rules.protocol
-    client = MaliciousClient(tuple(ids), victim, build_strategy(threat.strategy, shape.name, threat.strategy_options),
-                             shape, copy.deepcopy(model), protocol.schedule, protocol.server_lr, threat.round,
-                             client_dp(config), protocol.train_mode)  # fmt: skip
+    client = malicious_client(config, model, rules)
+    shape = client.rule
     rules = replace(rules, byzantine={**rules.byzantine, **dict.fromkeys(ids, client)})
     federation = build_federation(
         config, data, model, capabilities_of(config), RecordSpec.of(peers=[ids[0]]), rules

@@ -92,6 +92,13 @@ class MaliciousClient:
         aggregate = (layout.flatten(before) - layout.flatten(after)) / step
         return self.strategy.reveal(self.rule, aggregate, self.plans[round_])
 
+    def estimate(self, context: ByzantineContext) -> Estimate:
+        """The attacker's picture of this round's honest updates, from what ``context`` holds
+        (what :meth:`upload` plans on; ``gradleak analyze --config`` evaluates it offline)."""
+        self.seen[context.round] = context.observation
+        self.models_seen.setdefault(context.round, context.parameters)
+        return self._estimate(context)
+
     def _plan(self, context: ByzantineContext) -> Plan:
         estimate = self._estimate(context)
         plan = self.strategy.plan(self.rule, estimate, context.generator)
