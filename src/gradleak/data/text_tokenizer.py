@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,21 +81,53 @@ def _digest(sentences: list[str]) -> str:
     return hasher.hexdigest()[:16]
 
 
+def wordpiece_vocabulary(words: Counter[str], vocab_size: int) -> dict[str, int]:
+    """A WordPiece vocabulary of at most ``vocab_size`` entries, the same on every machine.
+
+    The special tokens, then every character of the corpus both as a word start and as a
+    ``##`` continuation (so any word of the corpus can be spelt and none becomes ``[UNK]``),
+    then whole words by falling count, ties broken by the word itself. Ids follow that order.
+    """
+    chars = sorted({c for word in words for c in word})
+    pieces = [*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in chars)]
+    if len(pieces) > vocab_size:
+        raise DataError(
+            f"vocab_size {vocab_size} cannot hold the corpus' {len(chars)} characters: "
+            f"use at least {len(pieces)}"
+        )
+    known = set(pieces)
+    ranked = sorted((w for w in words if w not in known), key=lambda w: (-words[w], w))
+    pieces += ranked[: vocab_size - len(pieces)]
+    return {piece: i for i, piece in enumerate(pieces)}
+
+
 def train_tokenizer(sentences: list[str], vocab_size: int) -> Any:
-    """A lower-casing WordPiece tokeniser trained on ``sentences`` (deterministic for one input)."""
+    """A lower-casing WordPiece tokeniser for ``sentences``, identical wherever it is built.
+
+    The ``tokenizers`` library's own WordPiece trainer is not deterministic (three trainings
+    on the same sentences, one thread, gave three different vocabularies), so a fresh machine
+    would attack other token ids than the run it reproduces. The vocabulary is therefore
+    counted here (:func:`wordpiece_vocabulary`) with the library's BERT normaliser and
+    pre-tokeniser, and handed to the library's WordPiece model, which encodes and decodes.
+    """
     tk = _tokenizers()
     if vocab_size <= len(SPECIAL_TOKENS):
         raise DataError(f"vocab_size must exceed {len(SPECIAL_TOKENS)}, got {vocab_size}")
     if not sentences:
         raise DataError("cannot train a tokeniser on no sentences")
-    backend = tk.Tokenizer(tk.models.WordPiece(unk_token="[UNK]"))
-    backend.normalizer = tk.normalizers.BertNormalizer(lowercase=True)
-    backend.pre_tokenizer = tk.pre_tokenizers.BertPreTokenizer()
+    normalizer = tk.normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = tk.pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for sentence in sentences:
+        words.update(
+            w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(sentence))
+        )
+    vocab = wordpiece_vocabulary(words, vocab_size)
+    backend = tk.Tokenizer(tk.models.WordPiece(vocab, unk_token="[UNK]"))
+    backend.normalizer = normalizer
+    backend.pre_tokenizer = pre_tokenizer
     backend.decoder = tk.decoders.WordPiece()
-    trainer = tk.trainers.WordPieceTrainer(
-        vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), show_progress=False
-    )
-    backend.train_from_iterator(sentences, trainer=trainer)
+    backend.add_special_tokens(list(SPECIAL_TOKENS))  # already at ids 0-3; now skipped in decode
     return backend
 
 
@@ -103,7 +136,7 @@ def corpus_tokenizer(
 ) -> TextTokenizer:
     """The tokeniser for this corpus and vocabulary size: loaded from ``cache`` or trained and saved."""
     tk = _tokenizers()
-    path = cache / "tokenizers" / f"{name}-wordpiece-{vocab_size}-{_digest(sentences)}.json"
+    path = cache / "tokenizers" / f"{name}-wordcount-{vocab_size}-{_digest(sentences)}.json"
     if path.is_file():
         try:
             return TextTokenizer(tk.Tokenizer.from_file(str(path)), seq_len)
