@@ -63,8 +63,12 @@ class LampOptions(TextInversionOptions):
     """Continuous steps between two discrete steps."""
     candidates: PositiveInt = 16
     """Changes proposed per sentence at each discrete step (see :func:`_propose`)."""
-    lm_weight: float = Field(default=0.2, ge=0.0)
-    """λ of the language model's log-perplexity in the discrete score; 0: no prior."""
+    lm_weight: float = Field(default=0.005, ge=0.0)
+    """λ of the language model's log-perplexity in the discrete score; 0: no prior. Chosen on
+    Lee sentences (T = 16, 100 iterations, 2-4 seeds): at 0.05 or 0.2 the weak prior outvotes
+    the gradient (the cosine loss of two orders differs by ~1e-2, their log-perplexity by nats)
+    and reorders correct sentences (batch-1 ROUGE-L 0.66 at 0.05 against 1.0 at 0.005); at
+    batch 4, 0.005 and 0.05 tied and 0 was lower (ROUGE-1 0.19 vs 0.22)."""
     prior_corpus: str = "wiki_sample"
     """The attacker's public text (a name in ``TEXT_DATASETS``); must not be the victims'."""
     prior_steps: PositiveInt = 300
