@@ -207,3 +207,48 @@ def test_lamp_with_its_prior_runs(
     recon: Reconstruction = _attack("lamp", 10, **options).reconstruct(target)
     assert recon.images.shape == ids.shape and recon.iterations == 10
     assert list((prior_cache / "lm_priors").glob("movie_reviews-gpt_tiny-*.pt"))
+
+
+def test_gradient_rows_start_is_exact_at_batch_one(lee: tuple[TextDataset, TextTokenizer]) -> None:
+    """The position-embedding rows explain the token rows away: one sentence's tokens come out
+    in order, repeated tokens and padding included, before any optimisation."""
+    from gradleak.attacks.text_problem import TextProblem
+    from gradleak.attacks.text_starts import gradient_rows
+
+    data, tok = lee
+    ids_all = tok.encode(data.sentences)
+    content = ids_all[:, 1:]
+    repeated = [
+        i
+        for i in range(len(data))
+        if len(set(content[i].tolist())) < LENGTH - 1 and 0 not in content[i]
+    ]
+    padded = [i for i in range(len(data)) if 0 in content[i]]
+    picks = repeated[:2] + padded[:2]
+    assert len(picks) == 4
+    for i in picks:
+        target, ids = _target(lee, [i])
+        problem = TextProblem.of("test", target, "recovered")
+        start = problem.fixed_ids(gradient_rows(problem, target, torch.Generator().manual_seed(0)))
+        assert torch.equal(start, ids), (tok.tokens(ids), tok.tokens(start))
+
+
+def test_soft_lookup_replays_the_embedding_update(lee: tuple[TextDataset, TextTokenizer]) -> None:
+    """At the true tokens' rows the soft lookup's replay matches every tensor, the token
+    embedding's included; without it that tensor is left out."""
+    from gradleak.attacks.objectives import OBJECTIVES
+    from gradleak.attacks.text_inversion import TextMatching
+    from gradleak.attacks.text_problem import TextProblem
+
+    target, ids = _target(lee, [30, 31])
+    problem = TextProblem.of("test", target, "recovered")
+    l2 = OBJECTIVES.get("l2")
+    truth = problem.embed(ids)
+    for lookup in (0.05, None):
+        matching = TextMatching(target, problem, l2, lookup)
+        names = set(matching.rounds[0][3])
+        assert any(n.endswith("token_embedding.weight") for n in names) == (lookup is not None)
+        at_truth = float(matching(truth, problem.labels, create_graph=False))
+        shuffled = ids.flip(0)
+        off = float(matching(problem.embed(shuffled), problem.labels, create_graph=False))
+        assert at_truth < 1e-6 * max(off, 1e-12) + 1e-9, (at_truth, off)

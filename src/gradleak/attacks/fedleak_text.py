@@ -22,10 +22,10 @@ from gradleak.attacks.text_inversion import (
     TextInversionAttack,
     TextInversionOptions,
     TextMatching,
-    TextProblem,
     Trial,
     plain_trial,
 )
+from gradleak.attacks.text_problem import TextProblem
 
 
 class FedLeakTextOptions(TextInversionOptions):

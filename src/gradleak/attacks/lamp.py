@@ -39,7 +39,6 @@ from gradleak.attacks.text_inversion import (
     TextInversionAttack,
     TextInversionOptions,
     TextMatching,
-    TextProblem,
     Trial,
     discrete_score,
 )
@@ -49,6 +48,7 @@ from gradleak.attacks.text_prior import (
     language_prior,
     sentence_nll,
 )
+from gradleak.attacks.text_problem import TextProblem
 from gradleak.config import AttackConfig
 from gradleak.data.text_corpus import TEXT_DATASETS
 from gradleak.errors import ConfigError, UnknownNameError

@@ -21,10 +21,10 @@ from gradleak.attacks.text_inversion import (
     TextInversionAttack,
     TextInversionOptions,
     TextMatching,
-    TextProblem,
     Trial,
     plain_trial,
 )
+from gradleak.attacks.text_problem import TextProblem
 from gradleak.config import AttackConfig
 from gradleak.fl.functional import Params
 

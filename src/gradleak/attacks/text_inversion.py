@@ -1,24 +1,22 @@
 """Shared machinery of the text inversions (TAG, LAMP, FedLeak on text).
 
 Text inputs are discrete, so these attacks optimise *continuous* dummy token embeddings
-(B, T, D) fed to the model in place of its embedding lookup, and project them to token ids at
-the end. What the attacker knows and uses, all from its :class:`AttackTarget`:
+(B, T, D), fed to the model in place of its embedding lookup, and project them to token ids at
+the end, onto the token set the embedding update reveals (``attacks.text_problem``, which also
+fixes ``[CLS]``/``[SEP]`` and resolves the labels). Trials start where ``attacks.text_starts``
+says (by default at the tokens the position-embedding rows point to), restarts are compared by
+the matching loss of their *projected* tokens, and the result is ids (B, T).
 
-- the token set: the rows of the token-embedding update that are non-zero are exactly the
-  tokens present (``attacks.text_tokens``; exact for an untrained embedding). Every position is
-  projected only onto these tokens, and the dummy embeddings start at their rows;
-- the tokeniser's public structure: ``[CLS]`` always sits at position 0, and when ``[PAD]`` is
-  absent from the token set no sentence is padded, so ``[SEP]`` sits at the last position.
-  Those positions are held fixed, and ``[CLS]`` is never projected elsewhere;
-- the labels, given or recovered from the classifier head's gradient (``attacks.labels``).
-
-The replay passes the embeddings through the target's own update model, with the parameters
-*minus* the token-embedding weight (embedding inputs never touch it, so autograd would call it
-unused; ``functional_call`` falls back to the module's own tensor) and is compared with every
-other tensor of the observed update. Under FedAvg (several local steps) the input embeddings
-are held fixed across the replayed steps: an approximation, since the real client's embedding
-rows move with each step. Several groups (the curious client) and several rounds
-(:class:`MultiRoundTarget`) come with the target's update model and :func:`rounds_of`.
+The replay passes the embeddings through the target's own update model and compares every
+tensor of the observed update. By default the input carries a straight-through soft lookup
+(:class:`SoftLookup`) so the token-embedding update is replayed and matched too; with
+``lookup_temperature: null`` the parameters are passed *without* the token-embedding weight
+(embedding inputs never touch it, so autograd would call it unused; ``functional_call`` falls
+back to the module's own tensor) and that tensor is left out. Under FedAvg (several local
+steps) the input embeddings are held fixed across the replayed steps: an approximation, since
+the real client's embedding rows move with each step. Several groups (the curious client) and
+several rounds (:class:`MultiRoundTarget`) come with the target's update model and
+:func:`rounds_of`.
 """
 
 from __future__ import annotations
@@ -26,8 +24,8 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import ClassVar, Literal
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -36,122 +34,15 @@ from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from gradleak.attacks.base import Attack, AttackOptions, ProgressCallback, Reconstruction
-from gradleak.attacks.labels import resolve_labels
 from gradleak.attacks.matching import trial_generator
 from gradleak.attacks.objectives import Objective
 from gradleak.attacks.optim import LoopResult, LoopSettings, optimize, restore
 from gradleak.attacks.parametrizations import Parametrization
 from gradleak.attacks.target import AttackTarget, UpdateModel, rounds_of
-from gradleak.attacks.text_tokens import embedding_parameter_name, recover_token_set
+from gradleak.attacks.text_problem import Projection, TextProblem
+from gradleak.attacks.text_starts import TEXT_INITS, StartIds
 from gradleak.config import AttackConfig
-from gradleak.data.text_tokenizer import CLS_ID, PAD_ID, SEP_ID
-from gradleak.errors import CapabilityError
 from gradleak.fl.functional import Params
-from gradleak.registry import Registry
-
-Projection = Literal["cosine", "l2"]
-
-
-def require_text_target(attack: str, target: AttackTarget) -> str:
-    """The token-embedding parameter's name, or one CapabilityError line when ``target`` is not
-    a text target an embedding inversion can attack."""
-    if target.modality != "text" or len(target.image_shape) != 1:
-        raise CapabilityError(
-            f"attack {attack} reconstructs text, but the target is {target.modality} of input "
-            f"shape {tuple(target.image_shape)}: use an image attack or a text data set"
-        )
-    return embedding_parameter_name(target.model)
-
-
-@dataclass(frozen=True)
-class TextProblem:
-    """What every text inversion reads off the target before optimising."""
-
-    embedding_name: str
-    matrix: Tensor
-    """The token-embedding weight the update started from (V, D), detached."""
-    candidates: Tensor
-    """Ids a free position may be projected onto (K,): the recovered token set less ``[CLS]``
-    (and ``[SEP]`` when it is fixed at the end)."""
-    token_set: tuple[int, ...]
-    labels: Tensor
-    batch: int
-    length: int
-    fixed: dict[int, int] = field(default_factory=dict)
-    """Position -> id held at every sentence (the tokeniser's structure)."""
-
-    @classmethod
-    def of(
-        cls,
-        attack: str,
-        target: AttackTarget,
-        labels_mode: str,
-        threshold: float = 0.0,
-        structure: bool = True,
-    ) -> TextProblem:
-        """Token set, labels and (with ``structure``) the fixed positions of ``target``."""
-        name = require_text_target(attack, target)
-        tokens = recover_token_set(target.observed_update, name, threshold)
-        if not tokens:
-            raise CapabilityError(
-                f"attack {attack}: the embedding update is zero, no tokens to use"
-            )
-        length = int(target.image_shape[0])
-        fixed = {0: CLS_ID} if structure and CLS_ID in tokens else {}
-        if structure and PAD_ID not in tokens and SEP_ID in tokens and length > 1:
-            fixed[length - 1] = SEP_ID
-        free = sorted(t for t in tokens if t not in fixed.values()) or sorted(tokens)
-        matrix = target.parameters[name].detach()
-        return cls(
-            embedding_name=name,
-            matrix=matrix,
-            candidates=torch.tensor(free, dtype=torch.long, device=matrix.device),
-            token_set=tuple(sorted(tokens)),
-            labels=resolve_labels(labels_mode, target),
-            batch=target.num_images,
-            length=length,
-            fixed=fixed,
-        )
-
-    def free_mask(self) -> Tensor:
-        """(B, T, 1) booleans: True at the positions the attack optimises."""
-        mask = torch.ones((self.batch, self.length, 1), dtype=torch.bool)
-        for position in self.fixed:
-            mask[:, position] = False
-        return mask.to(self.matrix.device)
-
-    def fixed_ids(self, ids: Tensor) -> Tensor:
-        """``ids`` (B, T) with the fixed positions written in."""
-        out = ids.clone()
-        for position, token in self.fixed.items():
-            out[:, position] = token
-        return out
-
-    def start(self, ids: Tensor, generator: torch.Generator, noise: float) -> Tensor:
-        """Embeddings (B, T, D) at the rows of ``ids`` plus Gaussian noise of ``noise`` times
-        the rows' scale at the free positions; the fixed positions their own rows."""
-        rows = self.matrix[self.fixed_ids(ids).to(self.matrix.device)]
-        scale = float(self.matrix[self.candidates].std())
-        jitter = torch.randn(rows.shape, generator=generator).to(rows) * noise * scale
-        return torch.where(self.free_mask(), rows + jitter, rows)
-
-    def project(self, embeddings: Tensor, how: Projection = "cosine") -> Tensor:
-        """Token ids (B, T) long: each free position's nearest candidate row (cosine or L2)."""
-        rows = self.matrix[self.candidates]
-        flat = embeddings.detach().reshape(-1, embeddings.shape[-1])
-        if how == "cosine":
-            score = F.normalize(flat, dim=-1) @ F.normalize(rows, dim=-1).T
-        else:
-            score = -torch.cdist(flat, rows)
-        ids = self.candidates[score.argmax(dim=-1)].reshape(self.batch, self.length)
-        return self.fixed_ids(ids)
-
-    def embed(self, ids: Tensor) -> Tensor:
-        return self.matrix[ids]
-
-    def mean_row_norm(self) -> float:
-        """Mean L2 norm of the token set's rows: LAMP's embedding-length target."""
-        return float(self.matrix[list(self.token_set)].norm(dim=-1).mean())
 
 
 class SoftLookup(nn.Module):
@@ -238,93 +129,6 @@ class EmbeddingParametrization(Parametrization):
 
     def images(self) -> Tensor:
         return torch.where(self.free, self.values, self.anchor)
-
-
-StartIds = Callable[[TextProblem, AttackTarget, torch.Generator], Tensor]
-"""(problem, target, generator) -> the token ids (B, T) a trial's embeddings start at."""
-
-TEXT_INITS: Registry[StartIds] = Registry("text init")
-
-
-@TEXT_INITS.register("tokens")
-def random_tokens(problem: TextProblem, target: AttackTarget, generator: torch.Generator) -> Tensor:
-    """Every free position a token drawn uniformly from the recovered set."""
-    _ = target
-    shape = (problem.batch, problem.length)
-    return problem.candidates.cpu()[
-        torch.randint(len(problem.candidates), shape, generator=generator)
-    ]
-
-
-def position_parameter_name(model: nn.Module) -> str | None:
-    """The name of the learned position embedding's weight (a module named
-    ``position_embedding``), or None when the model has none."""
-    for name, module in model.named_modules():
-        if name.split(".")[-1] == "position_embedding" and isinstance(module, nn.Embedding):
-            return f"{name}.weight"
-    return None
-
-
-def explain_away(
-    positions: Tensor, tokens: Tensor, free: list[int], used_up: float = 1e-3
-) -> dict[int, int]:
-    """One sentence: assign each free position the token row its gradient row explains.
-
-    Greedy on cos(r_v, g_t), the position rows g_t against the tokens' residual rows r_v (1 for
-    an exact match), each assignment subtracting g_t from r_v: a token found at several
-    positions (its row is their sum) keeps a residual until every one of them is taken, and a
-    token whose residual has dropped below ``used_up`` of its row is not offered again.
-    """
-    residual = tokens.clone()
-    size = tokens.norm(dim=-1)
-    left = list(free)
-    out: dict[int, int] = {}
-    while left:
-        gain = F.normalize(positions[left], dim=-1) @ F.normalize(residual, dim=-1).T  # (L, K)
-        spent = residual.norm(dim=-1) <= used_up * size
-        if bool(spent.all()):
-            spent = torch.zeros_like(spent)
-        gain[:, spent] = -math.inf
-        flat = int(gain.argmax())
-        row, token = divmod(flat, gain.shape[1])
-        t = left.pop(row)
-        out[t] = token
-        residual[token] -= positions[t]
-    return out
-
-
-@TEXT_INITS.register("gradient_rows")
-def gradient_rows(problem: TextProblem, target: AttackTarget, generator: torch.Generator) -> Tensor:
-    """Each position starts at the tokens whose embedding-update rows its position-embedding
-    update row explains.
-
-    Input x_t = e(id_t) + p_t, so the position row's gradient is Σ_b ∂L/∂x_bt and the token row
-    of v is the sum over v's occurrences of ∂L/∂x. For one sentence the position rows add up to
-    the token rows exactly, and :func:`explain_away` assigns them (exact for distinct tokens in
-    FedSGD; under FedAvg the rows are sums over local steps and only nearly agree). In a batch
-    a position row mixes the sentences, so position t takes the B tokens whose rows point most
-    like it, dealt to the sentences in a random order per trial (the optimisation, and LAMP's
-    exchanges, sort them out). Random tokens for a model without position embeddings.
-    """
-    name = position_parameter_name(target.model)
-    if name is None or name not in target.observed_update:
-        return random_tokens(problem, target, generator)
-    positions = target.observed_update[name].detach()[: problem.length].double().cpu()
-    tokens = target.observed_update[problem.embedding_name].detach()[problem.candidates]
-    tokens = tokens.double().cpu()
-    if problem.batch == 1:
-        free = [t for t in range(problem.length) if t not in problem.fixed]
-        ids = torch.zeros((1, problem.length), dtype=torch.long)
-        for t, token in explain_away(positions, tokens, free).items():
-            ids[0, t] = problem.candidates[token]
-        return ids
-    similarity = F.normalize(positions, dim=-1) @ F.normalize(tokens, dim=-1).T
-    ranked = similarity.argsort(dim=-1, descending=True)
-    top = ranked[:, torch.arange(problem.batch) % ranked.shape[1]]  # (T, B)
-    dealt = torch.stack(
-        [top[t, torch.randperm(problem.batch, generator=generator)] for t in range(problem.length)]
-    )
-    return problem.candidates.cpu()[dealt.T]
 
 
 Trial = Callable[[EmbeddingParametrization, int, ProgressCallback | None], LoopResult]
