@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Literal
 
 import torch
 from pydantic import Field, PositiveInt
@@ -63,6 +64,10 @@ class LampOptions(TextInversionOptions):
     """Continuous steps between two discrete steps."""
     candidates: PositiveInt = 16
     """Changes proposed per sentence at each discrete step (see :func:`_propose`)."""
+    rank_on: Literal["embeddings", "tokens"] = "embeddings"
+    """What a proposal's gradient loss is measured on: the reordered continuous embeddings (as
+    LAMP) or the rows of their projected tokens (what the attack would return). On Lee
+    (T = 16, 4 seeds) the embeddings did as well or better: batch-1 ROUGE-2 1.0 vs 0.92."""
     lm_weight: float = Field(default=0.005, ge=0.0)
     """λ of the language model's log-perplexity in the discrete score; 0: no prior. Chosen on
     Lee sentences (T = 16, 100 iterations, 2-4 seeds): at 0.05 or 0.2 the weak prior outvotes
@@ -239,8 +244,10 @@ class Lamp(TextInversionAttack):
             for k in range(self.options.candidates + 1):
                 emb = _propose(current, b, positions, generator) if k else current
                 candidate = torch.where(param.free, emb, param.anchor)
-                value = float(matching(candidate, problem.labels, create_graph=False).detach())
-                value += float(lm(problem.project(candidate, self.options.projection)[b : b + 1]))
+                ids = problem.project(candidate, self.options.projection)
+                scored = problem.embed(ids) if self.options.rank_on == "tokens" else candidate
+                value = float(matching(scored, problem.labels, create_graph=False).detach())
+                value += float(lm(ids[b : b + 1]))
                 if value < best_value:
                     best_value, best_emb = value, emb
             current = best_emb
