@@ -6,12 +6,13 @@ target, and every attack inverts that same target (the same gradients). Rows are
 standard deviation over seeds of ROUGE-1/2/L (Hungarian-matched), token accuracy and exact
 sentence rate, and the mean wall time per inversion. ``random`` is uniformly drawn token ids;
 the ``(uniform start)`` rows start from random tokens of the recovered set instead of the
-default gradient-row start, to show what that start contributes.
+default gradient-row start, to show what that start contributes, and the ``simplex`` rows
+optimise softmax mixtures of the token rows instead of free embeddings.
 
 Defaults were chosen on Lee sentences, never on these; the LAMP prior is gpt_tiny trained on
 ``wiki_sample`` (not the victims' corpus), trained once before timing (its time is printed).
 
-    python bench/bench_text_attacks.py [--quick] [--threads 1] [--iterations N]
+    python bench/bench_text_attacks.py [--quick] [--threads 1] [--iterations N] [--only TEXT]
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--cache", type=Path, default=None, help="text cache folder")
+    parser.add_argument("--only", default="", help="run only the rows whose name holds this")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     iterations = 5 if args.quick else args.iterations
@@ -107,7 +109,15 @@ def main() -> None:
         "fedleak_text (uniform start)": attack_method(
             "fedleak_text", iterations, cache, init="tokens"
         ),
+        "tag (simplex, uniform start)": attack_method(
+            "tag", iterations, cache, init="tokens", parametrization="simplex"
+        ),
+        "fedleak_text (simplex, uniform start)": attack_method(
+            "fedleak_text", iterations, cache, init="tokens", parametrization="simplex"
+        ),
     }
+    if args.only:
+        methods = {k: v for k, v in methods.items() if k == "random" or args.only in k}
     print(
         f"# movie_reviews ({len(data)} sentences), untrained bert_tiny (vocab 2000), FedSGD, "
         f"{iterations} iterations, seeds 0..{seeds - 1}, {args.threads} thread(s)"

@@ -35,6 +35,7 @@ def lee(
     text_cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[TextDataset, TextTokenizer]:
     data = TEXT_DATASETS.get("lee")(text_cache)
+    score_text_batch(["warm up"], ["the scorer"])  # its one-off import is not a test's time
     folder = tmp_path_factory.mktemp("tok")
     return data, corpus_tokenizer(data.sentences, "lee", folder, vocab_size=1000, seq_len=LENGTH)
 
@@ -252,3 +253,18 @@ def test_soft_lookup_replays_the_embedding_update(lee: tuple[TextDataset, TextTo
         shuffled = ids.flip(0)
         off = float(matching(problem.embed(shuffled), problem.labels, create_graph=False))
         assert at_truth < 1e-6 * max(off, 1e-12) + 1e-9, (at_truth, off)
+
+
+@pytest.mark.parametrize("name", TEXT_ATTACKS)
+def test_simplex_parametrization_runs(lee: tuple[TextDataset, TextTokenizer], name: str) -> None:
+    """Softmax mixtures of the rows instead of free embeddings (LAMP reorders their logits)."""
+    target, ids = _target(lee, [12, 13])
+    torch.manual_seed(0)
+    attack = (
+        _attack(name, 6, parametrization="simplex", swap_every=3)
+        if name == "lamp"
+        else (_attack(name, 6, parametrization="simplex"))
+    )
+    recon = attack.reconstruct(target)
+    assert recon.images.shape == ids.shape and recon.iterations == 6 and not recon.diverged
+    assert set(recon.images.flatten().tolist()) <= set(ids.flatten().tolist())

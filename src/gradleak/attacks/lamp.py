@@ -243,7 +243,7 @@ class Lamp(TextInversionAttack):
             best_value, best_emb = math.inf, current
             for k in range(self.options.candidates + 1):
                 emb = _propose(current, b, positions, generator) if k else current
-                candidate = torch.where(param.free, emb, param.anchor)
+                candidate = param.render(emb)
                 ids = problem.project(candidate, self.options.projection)
                 scored = problem.embed(ids) if self.options.rank_on == "tokens" else candidate
                 value = float(matching(scored, problem.labels, create_graph=False).detach())

@@ -25,7 +25,7 @@ import math
 from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -117,7 +117,9 @@ class TextMatching:
 
 
 class EmbeddingParametrization(Parametrization):
-    """Continuous token embeddings (B, T, D); the fixed positions keep their own rows."""
+    """Continuous token embeddings (B, T, D) optimised freely (TAG, LAMP); the fixed positions
+    keep their own rows. ``values`` is what is optimised, indexed (B, T, ...) so that LAMP can
+    reorder positions on it; :meth:`render` maps it to embeddings."""
 
     def __init__(self, start: Tensor, free: Tensor) -> None:
         self.values = start.detach().clone().requires_grad_(True)
@@ -127,8 +129,30 @@ class EmbeddingParametrization(Parametrization):
     def parameters(self) -> list[Tensor]:
         return [self.values]
 
+    def render(self, values: Tensor) -> Tensor:
+        return torch.where(self.free, values, self.anchor)
+
     def images(self) -> Tensor:
-        return torch.where(self.free, self.values, self.anchor)
+        return self.render(self.values)
+
+
+class SimplexParametrization(EmbeddingParametrization):
+    """Each free position a softmax mixture of the candidate rows (B, T, K logits).
+
+    Beyond the papers: a free embedding settles in whichever token's cell it started in (on
+    untrained bert_tiny the projection of 100 Adam steps was measured equal to the start's),
+    while a mixture can move its weight to another token. The logits start at ``sharpness``
+    times the start's cosine similarity to each row (0: the uniform mixture).
+    """
+
+    def __init__(self, start: Tensor, free: Tensor, rows: Tensor, sharpness: float) -> None:
+        super().__init__(start, free)
+        logits = sharpness * (F.normalize(start, dim=-1) @ F.normalize(rows, dim=-1).T)
+        self.values = logits.detach().clone().requires_grad_(True)
+        self.rows = rows
+
+    def render(self, values: Tensor) -> Tensor:
+        return torch.where(self.free, values.softmax(dim=-1) @ self.rows, self.anchor)
 
 
 Trial = Callable[[EmbeddingParametrization, int, ProgressCallback | None], LoopResult]
@@ -188,6 +212,7 @@ def run_text_restarts(
     noise: float,
     projection: Projection,
     callback: ProgressCallback | None,
+    make_param: Callable[[Tensor, Tensor], EmbeddingParametrization] = EmbeddingParametrization,
 ) -> tuple[TextTrialResult, list[float]]:
     """``restarts`` trials from fresh starts; the one whose *projected* tokens score lowest.
 
@@ -198,7 +223,7 @@ def run_text_restarts(
     scores: list[float] = []
     for restart in range(restarts):
         begin = problem.start(start(problem, target, generator), generator, noise)
-        param = EmbeddingParametrization(begin, problem.free_mask())
+        param = make_param(begin, problem.free_mask())
         result = trial(param, restart * iterations, callback)
         embeddings = param.images().detach()
         ids = problem.project(embeddings, projection)
@@ -250,6 +275,13 @@ class TextInversionOptions(AttackOptions):
     """Gaussian noise added to the starting rows, in units of the rows' standard deviation."""
     token_threshold: float = Field(default=0.0, ge=0.0)
     """Rows of the embedding update above this size are the token set (raise it under DP noise)."""
+    parametrization: Literal["embeddings", "simplex"] = "embeddings"
+    """``embeddings``: free continuous embeddings (the papers); ``simplex``: softmax mixtures
+    of the candidate rows (:class:`SimplexParametrization`)."""
+    simplex_sharpness: float = Field(default=1.0, ge=0.0)
+    """Simplex: how strongly the start's tokens weigh in the initial mixture (0: uniform). On
+    Lee (T = 16, batch 1, uniform-token start, 100 steps) 0 and 1 tied (TAG token accuracy
+    0.66 and 0.63, against 0.15 for free embeddings from the same start)."""
     structure: bool = True
     """Hold ``[CLS]`` at position 0 (and ``[SEP]`` last when no sentence is padded)."""
     lookup_temperature: float | None = Field(default=0.05, gt=0.0)
@@ -282,6 +314,16 @@ class TextInversionAttack(Attack):
         _ = target
         return discrete_score(problem, matching)
 
+    def make_param(
+        self, problem: TextProblem
+    ) -> Callable[[Tensor, Tensor], EmbeddingParametrization]:
+        """The parametrisation factory ``options.parametrization`` names."""
+        if self.options.parametrization == "embeddings":
+            return EmbeddingParametrization
+        rows = problem.matrix[problem.candidates]
+        sharpness = self.options.simplex_sharpness
+        return lambda start, free: SimplexParametrization(start, free, rows, sharpness)
+
     def extra(self) -> dict[str, object]:
         """Small values this attack adds to the reconstruction's ``extra``."""
         return {}
@@ -306,5 +348,6 @@ class TextInversionAttack(Attack):
             opts.init_noise,
             opts.projection,
             callback,
+            self.make_param(problem),
         )
         return text_reconstruction(problem, best, scores, **self.extra())
