@@ -145,6 +145,8 @@ def test_refuses_an_image_target(name: str) -> None:
     with pytest.raises(CapabilityError, match="reconstructs text, but the target is image") as info:
         _attack(name, 2).reconstruct(target)
     assert "\n" not in str(info.value)
+    with pytest.raises(CapabilityError, match="has no token_embedding"):
+        _attack(name, 2).check_model(net)
 
 
 def test_lamp_prior_is_not_the_victims_corpus(lee: tuple[TextDataset, TextTokenizer]) -> None:

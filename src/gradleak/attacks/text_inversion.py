@@ -42,6 +42,7 @@ from gradleak.attacks.target import AttackTarget, UpdateModel, rounds_of
 from gradleak.attacks.text_problem import Projection, TextProblem
 from gradleak.attacks.text_starts import TEXT_INITS, StartIds
 from gradleak.config import AttackConfig
+from gradleak.errors import CapabilityError
 from gradleak.fl.functional import Params
 
 
@@ -300,6 +301,14 @@ class TextInversionAttack(Attack):
     def __init__(self, config: AttackConfig) -> None:
         super().__init__(config)
         self.component("init", TEXT_INITS)
+
+    def check_model(self, model: nn.Module) -> None:
+        """Refuse, before any data is read, a model with no token embedding to invert."""
+        if not isinstance(getattr(model, "token_embedding", None), nn.Embedding):
+            raise CapabilityError(
+                f"attack {self.name} inverts token embeddings, but {type(model).__name__} has no "
+                "token_embedding: use a text model (bert_tiny, gpt_tiny) or an image attack"
+            )
 
     @abstractmethod
     def matching(self, target: AttackTarget, problem: TextProblem) -> TextMatching:
