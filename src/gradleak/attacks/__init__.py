@@ -1,6 +1,15 @@
 """Reconstruction attacks. Importing this package registers every built-in attack."""
 
-from gradleak.attacks import curious_client, dlg, fedleak, inverting_gradients, malicious_client
+from gradleak.attacks import (
+    curious_client,
+    dlg,
+    fedleak,
+    fedleak_text,
+    inverting_gradients,
+    lamp,
+    malicious_client,
+    tag,
+)
 from gradleak.attacks.base import ATTACKS, Attack, Reconstruction
 from gradleak.attacks.target import AttackTarget, UpdateModel
 
@@ -13,6 +22,9 @@ __all__ = [
     "curious_client",
     "dlg",
     "fedleak",
+    "fedleak_text",
     "inverting_gradients",
+    "lamp",
     "malicious_client",
+    "tag",
 ]
