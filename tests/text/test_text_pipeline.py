@@ -99,3 +99,18 @@ def test_curious_client_on_text_observes_its_peers_only(text_cache: Path) -> Non
     # the peers' tokens stand well above what is left of the attacker's own (float error,
     # about 1e-6 here, against 1.7e-4 for the rarest peer token: a threshold separates them)
     assert float(rows[sorted(present - {PAD_ID})].min()) > 20 * float(rows[absent].max())
+
+
+def test_curious_clients_token_set_drops_its_own_tokens_residue(text_cache: Path) -> None:
+    """The automatic threshold cuts between the float residue of the attacker's own update and
+    its peers' rarest token: the recovered set is exactly the peers' tokens."""
+    cfg = text_config(text_cache, "text_curious_client.yaml")
+    scenario = THREATS.get("peer")(cfg, torch.device("cpu"))
+    target = scenario.target
+    name = embedding_parameter_name(target.model)
+    assert recover_token_set(target.observed_update, name) == set(
+        scenario.truth.images.flatten().tolist()
+    )
+    assert len(recover_token_set(target.observed_update, name, threshold=0.0)) > len(
+        set(scenario.truth.images.flatten().tolist())
+    )

@@ -53,5 +53,13 @@ def test_missing_embedding_is_a_capability_error() -> None:
 def test_threshold_drops_noise_rows() -> None:
     grad = torch.full((5, 3), 1e-6)
     grad[2] = 0.5
-    assert recover_token_set({"w": grad}, "w") == {0, 1, 2, 3, 4}
+    assert recover_token_set({"w": grad}, "w", threshold=0.0) == {0, 1, 2, 3, 4}
+    assert recover_token_set({"w": grad}, "w") == {2}  # the automatic floor sees the residue
     assert recover_token_set({"w": grad}, "w", threshold=1e-3) == {2}
+
+
+def test_automatic_floor_keeps_real_rows_of_a_plain_upload() -> None:
+    """Absent rows exactly zero and a wide range among the present ones: nothing is cut."""
+    grad = torch.zeros((6, 2))
+    grad[0], grad[1], grad[4] = 0.5, 2e-3, 1e-4  # a 5000x range, but 1e-4 is 2e-4 of the top
+    assert recover_token_set({"w": grad}, "w") == {0, 1, 4}

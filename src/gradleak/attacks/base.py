@@ -121,6 +121,12 @@ class Attack(ABC):
         model built without weights); nothing by default."""
         _ = model
 
+    def check_dataset(self, dataset: str) -> None:
+        """Refuse a data set this attack must not be run on (``data.name``; called before any
+        data is read): LAMP refuses a language prior trained on the victims' own corpus.
+        Nothing by default."""
+        _ = dataset
+
     def component(self, key: str, registry: Registry[T]) -> T:
         """The component that ``attack.options.<key>`` names in ``registry``: names resolve
         when the attack is built, so a typo fails before any data is read."""

@@ -45,13 +45,13 @@ from gradleak.attacks.text_inversion import (
 )
 from gradleak.attacks.text_prior import (
     PriorSettings,
-    default_text_cache,
     language_prior,
     sentence_nll,
 )
 from gradleak.attacks.text_problem import TextProblem
 from gradleak.config import AttackConfig
 from gradleak.data.text_corpus import TEXT_DATASETS
+from gradleak.data.text_loading import default_text_cache
 from gradleak.errors import ConfigError, UnknownNameError
 from gradleak.models.text import GptTiny
 

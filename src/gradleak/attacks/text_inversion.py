@@ -274,8 +274,10 @@ class TextInversionOptions(AttackOptions):
     (uniform draws from the recovered set)."""
     init_noise: float = Field(default=0.5, ge=0.0)
     """Gaussian noise added to the starting rows, in units of the rows' standard deviation."""
-    token_threshold: float = Field(default=0.0, ge=0.0)
-    """Rows of the embedding update above this size are the token set (raise it under DP noise)."""
+    token_threshold: float | None = Field(default=None, ge=0.0)
+    """Rows of the embedding update above this size are the token set (raise it under DP
+    noise); None reads it off the update (``text_tokens.noise_floor``: zero for a plain
+    upload, the gap above float residue for the curious client's subtracted update)."""
     parametrization: Literal["embeddings", "simplex"] = "embeddings"
     """``embeddings``: free continuous embeddings (the papers); ``simplex``: softmax mixtures
     of the candidate rows (:class:`SimplexParametrization`)."""

@@ -21,20 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gradleak.config import default_data_root
 from gradleak.data.text_corpus import TEXT_DATASETS
 from gradleak.data.text_tokenizer import PAD_ID, TextTokenizer
 from gradleak.errors import DataError
 from gradleak.models.text import GptTiny
-
-TEXT_CACHE_ENV = "GRADLEAK_TEXT_CACHE"
-
-
-def default_text_cache() -> Path:
-    """Where text corpora and priors are cached unless told: ``$GRADLEAK_TEXT_CACHE``, else
-    ``<data root>/text``."""
-    env = os.environ.get(TEXT_CACHE_ENV)
-    return Path(env).expanduser() if env else default_data_root() / "text"
 
 
 @dataclass(frozen=True)

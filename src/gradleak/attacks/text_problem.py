@@ -62,7 +62,7 @@ class TextProblem:
         attack: str,
         target: AttackTarget,
         labels_mode: str,
-        threshold: float = 0.0,
+        threshold: float | None = None,
         structure: bool = True,
     ) -> TextProblem:
         """Token set, labels and (with ``structure``) the fixed positions of ``target``."""

@@ -65,6 +65,7 @@ def preflight(config: ExperimentConfig) -> ExperimentConfig:
     check_deployment(config)
     attack = build_attack(config)
     check_modality(config, attack)
+    attack.check_dataset(config.data.name)
     attack.check(capabilities_of(config))
     attack.check_model(shape_model(config))
     return config.model_copy(update={"attack": attack.config})

@@ -74,7 +74,9 @@ def build_model_for(
 
 def with_public_text(target: TargetT, data: ImageDataset) -> TargetT:
     """``target`` with the text model's tokeniser, which ships with the model and so is the
-    attacker's to use; an image target unchanged."""
+    attacker's to use, and the data set's name (public: the deployment's task; LAMP refuses a
+    prior trained on it); an image target unchanged."""
     if isinstance(data, TokenDataset):
-        return replace(target, tokenizer=data.tokenizer)
+        description = {**target.description, "dataset": data.name}
+        return replace(target, tokenizer=data.tokenizer, description=description)
     return target
