@@ -11,6 +11,9 @@ scores three sets of images of the same run on the peers' 12 images:
   gradient-matching loss, started from ``post``; ``none+`` is the raw inversion given the same
   extra iterations at full resolution, so ``decode`` is compared at equal matching budget.
 
+Two reference rows per run come from the truth (scoring only, never the attack): the 4×-downsampled
+truth upsampled bicubically and super-resolved by the prior, the ceilings of a ¼-size latent.
+
 Data: CIFAR-10 test images and the 16 FedLeak showcase photos (at 32², the config's size).
 Run: ``OMP_NUM_THREADS=1 python bench/bench_curious_prior.py --seeds 0 1 --iterations 100
 --decoder-iterations 30``. Prints one Markdown row per (data set, seed, variant) and the means.
@@ -26,6 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from gradleak.attacks.curious_client import CuriousClient, started_from
 from gradleak.attacks.labels import resolve_labels
@@ -34,6 +38,7 @@ from gradleak.attacks.parametrizations import PARAMETRIZATIONS, ParametrizationS
 from gradleak.attacks.target import AttackTarget
 from gradleak.config import ExperimentConfig, load_config
 from gradleak.experiments.threats.peer import curious_peer
+from gradleak.metrics.lpips import LPIPS
 from gradleak.metrics.scoring import score_reconstruction
 from gradleak.priors.base import PriorOptions
 from gradleak.priors.catalog import RealESRGANPrior
@@ -55,9 +60,15 @@ def config_for(data: str, seed: int, labels: str, iterations: int) -> Experiment
     )
 
 
-def score(images: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
-    report = score_reconstruction(images.detach().cpu(), truth.cpu(), None, None, None)
-    return report.psnr_mean, report.ssim_mean
+LPIPS_NET: list[LPIPS | None] = []
+
+
+def score(images: torch.Tensor, truth: torch.Tensor) -> tuple[float, float, float | None]:
+    """Matched PSNR, SSIM and (when its weights are installed) LPIPS-alex on the peers' images."""
+    if not LPIPS_NET:
+        LPIPS_NET.append(LPIPS.load("alex"))
+    report = score_reconstruction(images.detach().cpu(), truth.cpu(), None, None, LPIPS_NET[0])
+    return report.psnr_mean, report.ssim_mean, report.lpips_mean
 
 
 def run(config: ExperimentConfig, decoder_iterations: int, decoder_lr: float) -> list[dict]:
@@ -81,6 +92,7 @@ def run(config: ExperimentConfig, decoder_iterations: int, decoder_lr: float) ->
     post = RealESRGANPrior().refine(raw, prior, 4)
     post_seconds = time.perf_counter() - began
     rows = [
+        *references(truth, prior),
         {"variant": "none", "scores": score(raw, truth), "seconds": seconds},
         {"variant": "post", "scores": score(post, truth), "seconds": post_seconds},
         {"variant": "decode", "scores": score(recon.images, truth), "seconds": seconds},
@@ -91,6 +103,22 @@ def run(config: ExperimentConfig, decoder_iterations: int, decoder_lr: float) ->
         {"variant": "none+", "scores": score(longer, truth), "seconds": time.perf_counter() - began}
     )
     return rows
+
+
+def references(truth: torch.Tensor, prior: PriorOptions) -> list[dict]:
+    """What a ¼-size latent can reach at best (scoring only: made from the truth): bicubic
+    upsampling of the 4×-downsampled truth (the lowres latent's ceiling) and the prior on it
+    (what ``post`` and ``decode`` could reach with a perfect latent)."""
+    small = F.interpolate(truth, scale_factor=0.25, mode="area")
+    bicubic = F.interpolate(small, scale_factor=4, mode="bicubic").clamp(0, 1)
+    return [
+        {"variant": "ref: bicubic(truth/4)", "scores": score(bicubic, truth), "seconds": 0.0},
+        {
+            "variant": "ref: prior(truth/4)",
+            "scores": score(RealESRGANPrior().refine(truth, prior, 4), truth),
+            "seconds": 0.0,
+        },
+    ]
 
 
 def more_of_the_same(
@@ -127,24 +155,33 @@ def main() -> None:
         f"load average {os.getloadavg()}; {args.iterations} iterations per stage, decoder stage "
         f"{args.decoder_iterations} at lr {args.decoder_lr}; labels {args.labels}; torch threads 1"
     )
-    print("| data | seed | prior | PSNR (dB) | SSIM | s |\n|---|---|---|---|---|---|")
-    table: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for data in args.data:
-        for seed in args.seeds:
+    print("| data | seed | prior | PSNR (dB) | SSIM | LPIPS | s |\n|---|---|---|---|---|---|---|")
+    table: dict[tuple[str, str], list[tuple[float, float, float | None]]] = {}
+    for seed in args.seeds:
+        for data in args.data:
             config = config_for(data, seed, args.labels, args.iterations)
             for row in run(config, args.decoder_iterations, args.decoder_lr):
-                psnr, ssim = row["scores"]
-                table.setdefault((data, row["variant"]), []).append((psnr, ssim))
+                psnr, ssim, lpips = row["scores"]
+                table.setdefault((data, row["variant"]), []).append(row["scores"])
                 print(
                     f"| {data} | {seed} | {row['variant']} | {psnr:.2f} | {ssim:.3f} "
-                    f"| {row['seconds']:.0f} |",
+                    f"| {fmt(lpips)} | {row['seconds']:.0f} |",
                     flush=True,
                 )
-    print("\n| data | prior | seeds | mean PSNR (dB) | mean SSIM |\n|---|---|---|---|---|")
+    print(
+        "\n| data | prior | seeds | mean PSNR (dB) | mean SSIM | mean LPIPS |\n"
+        "|---|---|---|---|---|---|"
+    )
     for (data, variant), scores in table.items():
         psnr = statistics.mean(s[0] for s in scores)
         ssim = statistics.mean(s[1] for s in scores)
-        print(f"| {data} | {variant} | {len(scores)} | {psnr:.2f} | {ssim:.3f} |")
+        lpips_values = [s[2] for s in scores if s[2] is not None]
+        lpips = statistics.mean(lpips_values) if len(lpips_values) == len(scores) else None
+        print(f"| {data} | {variant} | {len(scores)} | {psnr:.2f} | {ssim:.3f} | {fmt(lpips)} |")
+
+
+def fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 if __name__ == "__main__":
