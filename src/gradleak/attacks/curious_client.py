@@ -7,7 +7,9 @@ steps from w_t and averages, and the dummy batch is a low-resolution latent upsa
 bicubically (s = 4), optimised with Adam (lr 0.1, cosine annealing) on the L2 distance (or
 cosine). Beyond the paper: labels are recovered from the aggregate unless given, the distance
 is normalised by the target's size so that several observed rounds weigh equally when one dummy
-batch is matched to all of them, and an optional diffusion prior refines the result.
+batch is matched to all of them, and an optional learned prior (``options.prior.name``: a DDPM
+or Real-ESRGAN x4plus, see ``gradleak.priors``) refines the result and, for Real-ESRGAN, decodes
+the ¼-size latent in a last matching stage.
 
 Coarse to fine (``refine_scales``, default 2 then 1): the s = 4 latent cannot represent the
 images, so its best fit is also its floor (measured: started *at* the 4×-downsampled truth, the
@@ -37,8 +39,9 @@ import time
 from dataclasses import replace
 from typing import Any, Literal
 
+import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt
 from torch import Tensor
 
 from gradleak.attacks.base import ATTACKS, AttackOptions, ProgressCallback, Reconstruction
@@ -46,12 +49,13 @@ from gradleak.attacks.gradient_matching import GradientMatchingAttack, Start
 from gradleak.attacks.labels import resolve_labels
 from gradleak.attacks.matching import MatchingLoss, reconstruction, trial_generator
 from gradleak.attacks.objectives import OBJECTIVES, Objective
-from gradleak.attacks.optim import SCHEDULERS, LoopSettings
+from gradleak.attacks.optim import SCHEDULERS, LoopSettings, RestartResult
 from gradleak.attacks.parametrizations import (
     PARAMETRIZATIONS,
     Parametrization,
     ParametrizationFactory,
     ParametrizationSettings,
+    decoded_by,
 )
 from gradleak.attacks.regularizers import total_variation
 from gradleak.attacks.steppers import OPTIMIZERS
@@ -59,21 +63,7 @@ from gradleak.attacks.target import AttackTarget, assume_local_lr, rounds_of
 from gradleak.config import AttackConfig
 from gradleak.errors import ConfigError
 from gradleak.fl.functional import Params
-
-
-class PriorOptions(BaseModel):
-    """``attack.options.prior``: refine the inversion with a DDPM (see ``gradleak.priors``)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    model: str
-    """A folder written by ``gradleak prior train`` (or any DDPMPipeline), or a hub id."""
-    method: str = "ddrm"
-    strength: float = Field(default=0.4, gt=0.0, le=1.0)
-    steps: PositiveInt = 50
-    consistency: float = Field(default=1.0, ge=0.0, le=1.0)
-    scale: PositiveInt | None = None
-    """Block size of ``ddrm``'s low-frequency consistency; the latent's scale when unset."""
+from gradleak.priors.base import PriorOptions
 
 
 class CuriousClientOptions(AttackOptions):
@@ -167,14 +157,15 @@ class CuriousClient(GradientMatchingAttack):
                 f"(got {self.options.parametrization!r}); set refine_scales: [] otherwise"
             )
         if self.options.prior is not None:
-            from gradleak.priors.diffusion import REFINERS, check_source
+            from gradleak.priors.catalog import check_options
 
-            REFINERS.get(self.options.prior.method)
-            check_source(self.options.prior.model)
+            check_options(self.options.prior)
 
     def total_iterations(self) -> int:
-        """Restarts at the first scale, then one run per refinement scale."""
-        return self.config.iterations * (self.config.restarts + len(self.options.refine_scales))
+        """Restarts at the first scale, one run per refinement scale, then the decoder stage."""
+        stages = self.config.restarts + len(self.options.refine_scales)
+        prior = self.options.prior
+        return self.config.iterations * stages + (prior.decoder_iterations if prior else 0)
 
     def loss(self, target: AttackTarget) -> RoundsLoss:
         opts = self.options
@@ -227,24 +218,56 @@ class CuriousClient(GradientMatchingAttack):
         assert best is not None
         images = best.parametrization.images().detach().clamp(0, 1)
         extra: dict[str, Any] = {"rounds": len(rounds_of(target)), "scales": stages}
-        if opts.prior is not None:
-            extra["raw_images"] = images
-            images, extra["prior"] = self._refine(images)
+        if opts.prior is None:
+            return reconstruction(best, images, labels, **extra)
+        extra["raw_images"] = images
+        began = time.perf_counter()
+        if opts.prior.decoder_iterations:
+            best = self._decode_stage(target, loss, labels, images, settings, callback, generator)
+            images = best.parametrization.images().detach().clamp(0, 1)
+        if opts.prior.refine:
+            images = self._refine(images)
+        extra["prior"] = {
+            **opts.prior.model_dump(),
+            "seconds": round(time.perf_counter() - began, 3),
+        }
         return reconstruction(best, images, labels, **extra)
 
-    def _refine(self, images: Tensor) -> tuple[Tensor, dict[str, Any]]:
-        """The prior's refinement of the raw inversion, and what was done (for metrics)."""
-        from gradleak.priors.diffusion import RefineSettings, refine
+    def _decode_stage(
+        self,
+        target: AttackTarget,
+        loss: RoundsLoss,
+        labels: Tensor | None,
+        images: Tensor,
+        settings: LoopSettings,
+        callback: ProgressCallback | None,
+        generator: torch.Generator,
+    ) -> RestartResult:
+        """Match once more with the ¼-size latent decoded by the prior, from ``images``."""
+        from gradleak.priors.catalog import PRIORS
 
         prior = self.options.prior
         assert prior is not None
-        settings = RefineSettings(
-            strength=prior.strength,
-            steps=prior.steps,
-            scale=prior.scale or self.options.scale,
-            consistency=prior.consistency,
+        decoder = PRIORS.get(prior.name)().decoder(prior)
+        assert decoder is not None  # check_options refused a decoder stage without one
+        scale = int(getattr(decoder, "scale", self.options.scale))
+        return self.run_trials(
+            target,
+            loss,
+            labels,
+            decoded_by(decoder.to(target.device)),
+            ParametrizationSettings(scale=scale),
+            replace(settings, iterations=prior.decoder_iterations, lr=prior.decoder_lr),
+            1,
+            callback,
+            start=started_from(images, scale),
+            generator=generator,
         )
-        start = time.perf_counter()
-        refined = refine(prior.model, prior.method, images, settings)
-        info = {**prior.model_dump(), "seconds": round(time.perf_counter() - start, 3)}
-        return refined, info
+
+    def _refine(self, images: Tensor) -> Tensor:
+        """The prior's post-processing of the final images."""
+        from gradleak.priors.catalog import PRIORS
+
+        prior = self.options.prior
+        assert prior is not None
+        return PRIORS.get(prior.name)().refine(images, prior, self.options.scale)

