@@ -61,12 +61,17 @@ from gradleak.attacks.target import AttackTarget
 from gradleak.config import AttackConfig
 
 
-class FedLeakOptions(AttackOptions):
+class FedLeakMatchingOptions(AttackOptions):
+    """FedLeak's partial matching and look-ahead, shared by image FedLeak and FedLeak on text."""
+
     mask_source: Literal["dummy", "target"] = "dummy"
     keep: float = Field(default=0.5, gt=0.0, le=1.0)
     """Fraction of each gradient tensor's entries kept by the partial-matching mask."""
     lookahead: Literal["none", "l1", "l2"] = "l1"
     lookahead_weight: float = Field(default=0.3, ge=0.0, le=1.0)
+
+
+class FedLeakOptions(FedLeakMatchingOptions):
     generator_width: int = Field(default=256, ge=1)
     """Channels of the generator's blocks up to 32 px (the authors' 256)."""
     generator_layout: str = "authors"

@@ -10,11 +10,8 @@ embeddings are projected to the recovered token set instead (``attacks.text_inve
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field
-
 from gradleak.attacks.base import ATTACKS
+from gradleak.attacks.fedleak import FedLeakMatchingOptions
 from gradleak.attacks.objectives import PartialMatching
 from gradleak.attacks.optim import LoopSettings
 from gradleak.attacks.target import AttackTarget
@@ -28,12 +25,8 @@ from gradleak.attacks.text_inversion import (
 from gradleak.attacks.text_problem import TextProblem
 
 
-class FedLeakTextOptions(TextInversionOptions):
-    mask_source: Literal["dummy", "target"] = "dummy"
-    keep: float = Field(default=0.5, gt=0.0, le=1.0)
-    """Fraction of each gradient tensor's entries the partial-matching mask keeps."""
-    lookahead: Literal["none", "l1", "l2"] = "l1"
-    lookahead_weight: float = Field(default=0.3, ge=0.0, le=1.0)
+class FedLeakTextOptions(TextInversionOptions, FedLeakMatchingOptions):
+    """The text inversion's options and FedLeak's matching options."""
 
 
 @ATTACKS.register("fedleak_text")
