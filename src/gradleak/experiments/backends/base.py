@@ -57,6 +57,15 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def failed_outcome(task: RunTask, error: str) -> RunOutcome:
+    """The outcome of a run whose worker never reported (killed, crashed, node lost): failed
+    now, with ``error`` as its one line, its folder kept for the next attempt."""
+    stamp = now_iso()
+    return RunOutcome(
+        task.id, "failed", stamp, stamp, 0.0, error=error, artifacts_path=str(task.output_dir)
+    )
+
+
 def one_line(exc: BaseException) -> str:
     """An exception as one line for the store; the full traceback goes to the run's folder."""
     message = str(exc).strip().splitlines()

@@ -12,7 +12,7 @@ from gradleak.experiments.backends.base import (
     BackendOptions,
     RunOutcome,
     RunTask,
-    now_iso,
+    failed_outcome,
 )
 from gradleak.experiments.backends.sizing import check_devices, cuda_index, runs_that_fit
 from gradleak.experiments.backends.worker import available_cpus, execute, init_worker
@@ -77,15 +77,8 @@ class LocalBackend(Backend):
         try:
             return future.result()
         except BrokenProcessPool:
-            stamp = now_iso()
-            return RunOutcome(
-                task.id,
-                "failed",
-                stamp,
-                stamp,
-                0.0,
-                error="BrokenProcessPool: a worker process died (killed or out of memory)",
-                artifacts_path=str(task.output_dir),
+            return failed_outcome(
+                task, "BrokenProcessPool: a worker process died (killed or out of memory)"
             )
 
     @staticmethod

@@ -14,7 +14,7 @@ from gradleak.experiments.backends.base import (
     BackendOptions,
     RunOutcome,
     RunTask,
-    now_iso,
+    failed_outcome,
     one_line,
 )
 from gradleak.experiments.backends.sizing import check_devices, runs_that_fit
@@ -100,16 +100,7 @@ class RayBackend(Backend):
         try:
             outcome: RunOutcome = self._ray.get(ref)
         except Exception as exc:  # a worker crash or lost node: the run failed, the sweep goes on
-            stamp = now_iso()
-            return RunOutcome(
-                task.id,
-                "failed",
-                stamp,
-                stamp,
-                0.0,
-                error=one_line(exc),
-                artifacts_path=str(task.output_dir),
-            )
+            return failed_outcome(task, one_line(exc))
         return outcome
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ from gradleak.experiments.backends.base import (
     BackendOptions,
     RunOutcome,
     RunTask,
-    now_iso,
+    failed_outcome,
     one_line,
 )
 from gradleak.experiments.backends.sizing import check_devices
@@ -134,16 +134,7 @@ class SlurmBackend(Backend):
         try:
             outcome: RunOutcome = job.result()
         except Exception as exc:  # killed by Slurm (time, memory) or its node lost
-            stamp = now_iso()
-            return RunOutcome(
-                task.id,
-                "failed",
-                stamp,
-                stamp,
-                0.0,
-                error=one_line(exc),
-                artifacts_path=str(task.output_dir),
-            )
+            return failed_outcome(task, one_line(exc))
         return outcome
 
     def close(self) -> None:
