@@ -219,6 +219,11 @@ class AttackConfig(Section):
     tv_weight: float | None = Field(default=None, ge=0.0)
     """None: this attack's own default (``Attack.default_tv_weight``), written out like ``lr``."""
     log_every: PositiveInt = 10
+    compile: bool = False
+    """``torch.compile`` the gradient-matching attacks' loss-and-gradient step (forward, the
+    replayed update, the objective and the backward to the images, through ``torch.func``:
+    ``attacks.compiled``). Applies to pixels with fixed labels and no BatchNorm prior; elsewhere,
+    or when compiling fails, one warning line and the eager step. Off by default: FIGURES."""
     options: dict[str, Any] = Field(default_factory=dict)
 
 
