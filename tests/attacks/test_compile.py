@@ -87,3 +87,20 @@ def test_soft_labels_fall_back_with_one_warning(cifar16, make_model) -> None:
         recon = ATTACKS.get("dlg")(config).reconstruct(target)
     assert len([w for w in caught if "attack.compile" in str(w.message)]) == 1
     assert recon.iterations == 2
+
+
+@needs_compile
+def test_a_second_target_on_the_same_model_is_not_confused(cifar16, make_model, monkeypatch):
+    """The compiled step of one attack may be reused by the next on the same model: it must
+    read the new target's gradient, not the first one's."""
+    monkeypatch.setattr(compiled, "BACKEND", "aot_eager")
+    images, labels = cifar16
+    net = make_model("lenet_dlg")
+    known = Capabilities(True)
+    first = target_from_batch(net, images[:1], labels[:1], capabilities=known)
+    second = target_from_batch(net, images[3:4], labels[3:4], capabilities=known)
+    _reconstruct(first, True, iterations=3)
+    fast = _reconstruct(second, True, iterations=3)
+    slow = _reconstruct(second, False, iterations=3)
+    assert fast.best_loss == pytest.approx(slow.best_loss, rel=1e-3, abs=1e-6)
+    assert (fast.images - slow.images).abs().mean() < 1e-3
