@@ -4,7 +4,9 @@ Same model, CIFAR-10 batch (the first B test images), target gradient, start (br
 gradleak's seeded ``torch.rand`` start, normalised, as ``initial_data``), budget and one thread;
 interleaved in rotating order so a load spike on a shared machine hits every runner. Prints
 ms/it (wall and CPU), CPU-time ratios and PSNR for DLG-LeNet and ConvNet-16-small at B=1 and
-B=8, then 8 single-image attacks (gradleak batched with vmap, breaching one after another), and
+B=8, then 8 single-image attacks (gradleak batched with vmap, breaching one after another), then
+time to quality (``bench_ttq.py``: breaching's final PSNR after 2000 iterations, 500 with
+``--quick``, on ConvNet-16-small B=1, and the wall time gradleak needs to reach it), and
 ends with ``gradleak/plain max R1, gradleak/breaching max R2, 8-attack throughput vs breaching
 T×``: R1, R2 the largest CPU-time ratios over the four configurations, T the smaller of the two
 models' breaching-sequential / gradleak-batched CPU times. CPU times are the figures to quote:
@@ -16,6 +18,7 @@ checkout's ``src`` first on the path; ``--python`` names one you prepared. When 
 be had, one line says why and the gradleak/plain part still runs.
 
     OMP_NUM_THREADS=1 python bench/bench_vs_breaching.py [--quick] [--python PY] [--no-breaching]
+        [--ttq]  # time to quality only, its summary last
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class Budget:
 
 FULL = Budget(200, 20, 3, 200, 2)
 QUICK = Budget(60, 10, 2, 60, 1)
+TTQ_FULL, TTQ_QUICK = 2000, 500
 
 
 def uptime() -> str:
@@ -225,6 +229,8 @@ def main() -> None:
     parser.add_argument("--no-breaching", action="store_true", help="gradleak and plain only")
     parser.add_argument("--iterations", type=int, help="override the budget's iterations")
     parser.add_argument("--repeats", type=int, help="override the budget's repeats")
+    parser.add_argument("--ttq", action="store_true", help="only the time-to-quality part")
+    parser.add_argument("--ttq-iterations", type=int, help="breaching's budget for time to quality")
     args = parser.parse_args()
     if args.cache is None:
         from breaching_env import default_cache
@@ -250,8 +256,17 @@ def main() -> None:
         flush=True,
     )
     print(f"breaching {br.version}" if br is not None else f"breaching: not run: {why}")
+    from bench_ttq import time_to_quality
+
+    ttq_n = args.ttq_iterations or (TTQ_QUICK if args.quick else TTQ_FULL)
+    if args.ttq:
+        summary = time_to_quality(ttq_n, br)
+        print(f"after: {uptime()}")
+        print(summary)
+        return
     ratios = [per_iteration(model, batch, budget, br) for model, batch in CONFIGS]
     speedups = [throughput(model, budget, br) for model in ("DLG-LeNet", "ConvNet-16-small")]
+    print(time_to_quality(ttq_n, br), flush=True)
     print(f"after: {uptime()}")
     r1 = max(r["gl/plain"] for r in ratios)
     r2 = f"{max(r['gl/br'] for r in ratios):.2f}" if br is not None else "n/a"

@@ -219,6 +219,16 @@ class AttackConfig(Section):
     tv_weight: float | None = Field(default=None, ge=0.0)
     """None: this attack's own default (``Attack.default_tv_weight``), written out like ``lr``."""
     log_every: PositiveInt = 10
+    compile: bool = False
+    """``torch.compile`` the gradient-matching attacks' loss-and-gradient step (forward, the
+    replayed update, the objective and the backward to the images, through ``torch.func``:
+    ``attacks.compiled``). Applies to pixels with fixed labels and no BatchNorm prior; elsewhere,
+    or when compiling fails, one warning line and the eager step. Off by default because it
+    does not win on CPU at the usual budgets: per iteration it does (``bench/bench_compile.py``,
+    IG at B=1, 1 thread, load ~5 on 2 cores: CPU ms/it 7.39 → 4.67 on DLG-LeNet, 12.26 → 6.95
+    on ConvNet-16-small, PSNR unchanged within 0.1 dB), but compiling costs 42–50 s of wall
+    time per model and process, about 10^4 iterations' saving. Worth it for long or many
+    attacks on one model in one process."""
     options: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -33,7 +33,7 @@ from gradleak.metrics.lpips import LPIPS
 from gradleak.metrics.scoring import score_reconstruction
 from gradleak.runtime import isolated_runtime, resolve_device
 
-SHARED_KNOBS = ("lr", "restarts", "tv_weight", "log_every")
+SHARED_KNOBS = ("lr", "restarts", "tv_weight", "log_every", "compile")
 """``options`` keys that are every attack's shared settings (``attack.lr`` … in a config)
 rather than the attack's own options."""
 
@@ -208,8 +208,8 @@ def attack(
     and, when the attacker took part, ``own_update`` (its pseudo-gradient (w_t − w_own) /
     local_lr). ``labels`` given are used (and grant the attack knowledge of them); None
     recovers them. ``options`` are the attack's own options (plus the shared ``lr``,
-    ``restarts``, ``tv_weight``, ``log_every``), validated by it. ``init`` is the starting
-    images (B, C, H, W) in [0, 1]; ``callback(iteration, loss)`` sees the progress.
+    ``restarts``, ``tv_weight``, ``log_every``, ``compile``), validated by it. ``init`` is the
+    starting images (B, C, H, W) in [0, 1]; ``callback(iteration, loss)`` sees the progress.
 
     Raises:
         ConfigError: one line for any input that cannot be attacked (an unknown attack or

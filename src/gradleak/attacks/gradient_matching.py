@@ -18,13 +18,15 @@ import torch
 from torch import Tensor
 
 from gradleak.attacks.base import Attack, ProgressCallback, Reconstruction
+from gradleak.attacks.compiled import CompiledStep, compile_unsupported, warn_once
 from gradleak.attacks.labels import resolve_labels
-from gradleak.attacks.matching import reconstruction, trial_generator
+from gradleak.attacks.matching import MatchingLoss, reconstruction, trial_generator
 from gradleak.attacks.optim import LoopSettings, RestartResult, optimize_restarts
 from gradleak.attacks.parametrizations import (
     Parametrization,
     ParametrizationFactory,
     ParametrizationSettings,
+    PixelParametrization,
 )
 from gradleak.attacks.target import AttackTarget
 
@@ -102,6 +104,7 @@ class GradientMatchingAttack(Attack):
         """
         shape = (target.num_images, *target.image_shape)
         draws = generator if generator is not None else trial_generator()
+        step = self.compiled_step(loss, labels, factory) if self.config.compile else None
 
         def make_trial() -> tuple[Parametrization, Callable[[], Tensor], list[Tensor]]:
             param = factory(shape, draws, target.device, param_settings)
@@ -109,6 +112,8 @@ class GradientMatchingAttack(Attack):
                 param.start_from(self.start_images.to(target.device))
             if start is not None:
                 start(param)
+            if step is not None:
+                return param, step.closure(param), []
             if labels is not None:
                 return param, lambda: loss(param.images(), labels), []
             logits = torch.randn((target.num_images, target.num_classes), generator=draws)
@@ -116,3 +121,15 @@ class GradientMatchingAttack(Attack):
             return param, lambda: loss(param.images(), logits.softmax(-1)), [logits]
 
         return optimize_restarts(make_trial, loop, restarts, callback)
+
+    def compiled_step(
+        self, loss: Loss, labels: Tensor | None, factory: ParametrizationFactory
+    ) -> CompiledStep | None:
+        """``attack.compile``'s step for these trials, or None (with one warning line) where
+        compiling is not sound for them (:func:`attacks.compiled.compile_unsupported`)."""
+        pixels_only = factory is PixelParametrization
+        why = compile_unsupported(loss, labels, pixels_only)
+        if why or labels is None or not isinstance(loss, MatchingLoss):
+            warn_once(why)
+            return None
+        return CompiledStep(loss, labels)

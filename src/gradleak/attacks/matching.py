@@ -38,10 +38,14 @@ class MatchingLoss:
         self._params = {k: v.detach() for k, v in self.target.parameters.items()}
         self._observed = {k: v.detach() for k, v in self.target.observed_update.items()}
 
-    def __call__(self, images: Tensor, labels: Tensor) -> Tensor:
+    def __call__(self, images: Tensor, labels: Tensor, functional: bool = False) -> Tensor:
+        """The loss; ``functional`` replays the update by ``torch.func`` (for a compiled step,
+        :mod:`attacks.compiled`), otherwise by autograd with a graph to differentiate."""
         hooks = self.batchnorm if self.batchnorm is not None else nullcontext()
         with hooks:
-            dummy = self.target.update_model(self._params, self.target.buffers, images, labels)
+            dummy = self.target.update_model(
+                self._params, self.target.buffers, images, labels, functional=functional
+            )
         loss = self.objective(dummy, self._observed)
         if self.tv_weight:
             loss = loss + self.tv_weight * total_variation(images)

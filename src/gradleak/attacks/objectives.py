@@ -56,6 +56,10 @@ class _ConstantNorm:
         self._entry: tuple[Params, tuple[Tensor, ...], tuple[int, ...], Tensor] | None = None
 
     def __call__(self, target: Params) -> Tensor:
+        if torch.compiler.is_compiling():
+            # A traced step (``attack.compile``) cannot read version counters of the
+            # ``torch.func`` wrappers; the norm is then part of the compiled graph instead.
+            return _norm(target)
         tensors = tuple(target.values())
         versions = tuple(t._version for t in tensors)
         entry = self._entry

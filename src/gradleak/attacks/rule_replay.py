@@ -37,9 +37,10 @@ class RuleReplay(UpdateModel):
         images: Tensor,
         labels: Tensor,
         create_graph: bool = True,
+        functional: bool = False,
     ) -> Params:
         layout = ParamLayout.of(params)
-        updates = self.group_updates(params, buffers, images, labels, create_graph)
+        updates = self.group_updates(params, buffers, images, labels, create_graph, functional)
         stacked = layout.stack(updates)
         return layout.unflatten(self.combine(stacked))
 

@@ -48,12 +48,14 @@ class UpdateModel:
         images: Tensor,
         labels: Tensor,
         create_graph: bool = True,
+        functional: bool = False,
     ) -> list[Params]:
-        """Each group's pseudo-gradient, replayed from the same weights on its share of the batch."""
+        """Each group's pseudo-gradient, replayed from the same weights on its share of the
+        batch (by ``torch.func`` when ``functional``: see :func:`fl.replay.group_updates`)."""
         self.model.train(self.train_mode)
         return group_updates(
             self.model, self.schedule, self.num_groups, params, buffers, images, labels,
-            self.clip_norm, create_graph,
+            self.clip_norm, create_graph, functional,
         )  # fmt: skip
 
     def __call__(
@@ -63,10 +65,11 @@ class UpdateModel:
         images: Tensor,
         labels: Tensor,
         create_graph: bool = True,
+        functional: bool = False,
     ) -> Params:
         """The observed update the replay predicts: the groups' mean pseudo-gradient (a single
         group's own, with no stack or mean to differentiate through)."""
-        updates = self.group_updates(params, buffers, images, labels, create_graph)
+        updates = self.group_updates(params, buffers, images, labels, create_graph, functional)
         if len(updates) == 1:
             return updates[0]
         return {k: torch.stack([u[k] for u in updates]).mean(dim=0) for k in updates[0]}

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from gradleak.fl.aggregators import Aggregator
-from gradleak.fl.functional import LocalSchedule, Params, local_update
+from gradleak.fl.functional import LocalSchedule, Params, func_gradient, local_update, sgd_steps
 
 
 def clip_update(update: Params, clip_norm: float) -> Params:
@@ -33,15 +33,26 @@ def group_updates(
     labels: Tensor,
     clip_norm: float | None = None,
     create_graph: bool = True,
+    functional: bool = False,
 ) -> list[Params]:
     """Each group's pseudo-gradient, replayed from the same weights on its share of the batch
-    (the caller sets the model's train/eval mode)."""
+    (the caller sets the model's train/eval mode). ``functional`` replays with
+    ``torch.func.grad`` instead of autograd (the same maths), so that an outer ``torch.func``
+    transform, and ``torch.compile`` around it, can differentiate through the replay."""
+
+    def replay(group_images: Tensor, group_labels: Tensor) -> Params:
+        if functional:
+            grad_fn = func_gradient(model)
+            return sgd_steps(grad_fn, params, buffers, group_images, group_labels, schedule)[0]
+        return local_update(
+            model, params, buffers, group_images, group_labels, schedule, create_graph
+        )[0]
+
     if num_groups == 1:  # the whole batch: no index gather to differentiate through
-        updates = [local_update(model, params, buffers, images, labels, schedule, create_graph)[0]]
+        updates = [replay(images, labels)]
     else:
         updates = [
-            local_update(model, params, buffers, images[i], labels[i], schedule, create_graph)[0]
-            for i in torch.arange(images.shape[0]).chunk(num_groups)
+            replay(images[i], labels[i]) for i in torch.arange(images.shape[0]).chunk(num_groups)
         ]
     if clip_norm is None:
         return updates
