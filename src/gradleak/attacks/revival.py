@@ -16,11 +16,10 @@ from torch import Tensor
 
 FLAT_STD = 0.04
 """Per-image pixel standard deviation below which an image counts as dead. CIFAR-10 photos
-spread more (the flattest of the first 1,000 test images: 0.055 on [0, 1], 0.043 seen
-through the 4× latent of the first stage); the collapsed
-image of the shipped curious-client run (seed 0, a wrongly recovered label: a class absent
-from the batch, whose image had nothing to explain) went almost black, mean 0.021, spread
-0.029."""
+spread more (the flattest of the first 1,000 test images: 0.055 on [0, 1], 0.043 seen through
+the 4× latent of the first stage); the collapsed image of the shipped curious-client run (seed
+0, a wrongly recovered label: a class absent from the batch, whose image had nothing to
+explain) went almost black, mean 0.021, spread 0.029."""
 
 
 def dead_images(images: Tensor, flat_std: float = FLAT_STD) -> Tensor:
