@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
+import torch
 
 from gradleak.attacks.labels import recover_labels, resolve_labels
-from gradleak.attacks.target import target_from_batch
+from gradleak.attacks.target import UpdateModel, target_from_batch
 from gradleak.fl.functional import LocalSchedule
 from gradleak.metrics.labels import label_accuracy
 
@@ -47,3 +50,22 @@ def test_fedavg_counts_divide_out_the_local_steps(cifar32, make_model) -> None:
         undivided.append(label_accuracy(got, labels[b : b + 8]))
     assert sum(divided) / len(divided) >= 0.8
     assert sum(divided) > sum(undivided)
+
+
+def test_bias_free_counts_for_three_peers_with_fedavg(cifar32, make_model) -> None:
+    """The curious client's case: lenet_rog's bias-free head, 3 peers × 4 images averaged,
+    τ = 3 local steps. The row sums are read in units of the batch's own feature size (the
+    largest signal-to-p̄ ratio, a class absent from the batch), not the random probes', which
+    are 1.6× too large there: measured, the probes' scale got 0 of 5 such batches' counts
+    right, this one 5 of 5."""
+    images, labels = cifar32
+    net = make_model("lenet_rog", size=32, activation="relu")
+    schedule = LocalSchedule(steps=3, lr=0.01)
+    peers = UpdateModel(net, schedule, num_groups=3)
+    for b in range(0, 36, 12):
+        batch, truth = images[b : b + 12], labels[b : b + 12]
+        single = target_from_batch(net, batch, truth, schedule)
+        observed = peers(single.parameters, single.buffers, batch, truth, create_graph=False)
+        target = replace(single, update_model=peers, observed_update=observed)
+        got = resolve_labels("recovered", target)
+        assert torch.equal(torch.bincount(got, minlength=10), torch.bincount(truth, minlength=10))

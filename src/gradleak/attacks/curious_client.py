@@ -58,6 +58,7 @@ from gradleak.attacks.parametrizations import (
     decoded_by,
 )
 from gradleak.attacks.regularizers import total_variation
+from gradleak.attacks.revival import dead_images, revived
 from gradleak.attacks.steppers import OPTIMIZERS
 from gradleak.attacks.target import AttackTarget, assume_local_lr, rounds_of
 from gradleak.config import AttackConfig
@@ -83,6 +84,9 @@ class CuriousClientOptions(AttackOptions):
     lr_guess: PositiveFloat | None = None
     """The peers' local learning rate as the attacker guesses it; the protocol's when unset."""
     prior: PriorOptions | None = None
+    revive: bool = True
+    """After each stage, redraw the images that collapsed to a flat picture and match that
+    stage again (``attacks.revival``), keeping the rerun only if its loss is lower."""
 
 
 def scaled(distance: Objective, scales: dict[str, float]) -> Objective:
@@ -201,23 +205,52 @@ class CuriousClient(GradientMatchingAttack):
         start: Tensor | None = None
         best = None
         stages = [opts.scale, *opts.refine_scales]
+        revivals: list[int] = []
         for stage, scale in enumerate(stages):
+            stage_settings = replace(settings, lr=settings.lr / opts.refine_lr_divisor**stage)
             best = self.run_trials(
                 target,
                 loss,
                 labels,
                 factory,
                 ParametrizationSettings(scale=scale),
-                replace(settings, lr=settings.lr / opts.refine_lr_divisor**stage),
+                stage_settings,
                 self.config.restarts if stage == 0 else 1,
                 callback,
                 start=None if start is None else started_from(start, scale),
                 generator=generator,
             )
             start = best.parametrization.images().detach().clamp(0, 1)
+            dead = dead_images(start)
+            if opts.revive and bool(dead.any()):
+                # Redraw the dead images and match this stage again, the living ones carrying
+                # on from their result; kept only if it matches better.
+                revivals.append(int(dead.sum()))
+                fresh = factory(
+                    start.shape, generator, target.device, ParametrizationSettings(scale=scale)
+                )
+                again = self.run_trials(
+                    target,
+                    loss,
+                    labels,
+                    factory,
+                    ParametrizationSettings(scale=scale),
+                    stage_settings,
+                    1,
+                    callback,
+                    start=started_from(revived(start, dead, fresh.images().detach()), scale),
+                    generator=generator,
+                )
+                if again.result.best_loss < best.result.best_loss:
+                    best = again
+                    start = best.parametrization.images().detach().clamp(0, 1)
         assert best is not None
         images = best.parametrization.images().detach().clamp(0, 1)
-        extra: dict[str, Any] = {"rounds": len(rounds_of(target)), "scales": stages}
+        extra: dict[str, Any] = {
+            "rounds": len(rounds_of(target)),
+            "scales": stages,
+            "revived_images": revivals,
+        }
         if opts.prior is None:
             return reconstruction(best, images, labels, **extra)
         extra["raw_images"] = images
