@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from functools import partial
 from typing import Any, Literal
 
 import torch
@@ -208,18 +209,14 @@ class CuriousClient(GradientMatchingAttack):
         revivals: list[int] = []
         for stage, scale in enumerate(stages):
             stage_settings = replace(settings, lr=settings.lr / opts.refine_lr_divisor**stage)
-            best = self.run_trials(
-                target,
-                loss,
-                labels,
-                factory,
-                ParametrizationSettings(scale=scale),
-                stage_settings,
-                self.config.restarts if stage == 0 else 1,
-                callback,
-                start=None if start is None else started_from(start, scale),
-                generator=generator,
-            )
+
+            run_stage = partial(
+                self.run_trials, target, loss, labels, factory,
+                ParametrizationSettings(scale=scale), stage_settings, generator=generator,
+            )  # fmt: skip
+            restarts = self.config.restarts if stage == 0 else 1
+            begin = None if start is None else started_from(start, scale)
+            best = run_stage(restarts, callback, start=begin)
             start = best.parametrization.images().detach().clamp(0, 1)
             dead = dead_images(start)
             if opts.revive and bool(dead.any()):
@@ -229,18 +226,8 @@ class CuriousClient(GradientMatchingAttack):
                 fresh = factory(
                     start.shape, generator, target.device, ParametrizationSettings(scale=scale)
                 )
-                again = self.run_trials(
-                    target,
-                    loss,
-                    labels,
-                    factory,
-                    ParametrizationSettings(scale=scale),
-                    stage_settings,
-                    1,
-                    callback,
-                    start=started_from(revived(start, dead, fresh.images().detach()), scale),
-                    generator=generator,
-                )
+                redrawn = revived(start, dead, fresh.images().detach())
+                again = run_stage(1, callback, start=started_from(redrawn, scale))
                 if again.result.best_loss < best.result.best_loss:
                     best = again
                     start = best.parametrization.images().detach().clamp(0, 1)

@@ -70,6 +70,19 @@ class FedLeakMatchingOptions(AttackOptions):
     lookahead: Literal["none", "l1", "l2"] = "l1"
     lookahead_weight: float = Field(default=0.3, ge=0.0, le=1.0)
 
+    def loop_settings(self, iterations: int, lr: float, log_every: int) -> LoopSettings:
+        """The authors' loop: AdamW on signed gradients, cosine schedule, the look-ahead."""
+        return LoopSettings(
+            iterations,
+            lr,
+            "adamw",
+            "cosine",
+            signed=True,
+            log_every=log_every,
+            lookahead=self.lookahead,
+            lookahead_weight=self.lookahead_weight,
+        )
+
 
 class FedLeakOptions(FedLeakMatchingOptions):
     generator_width: int = Field(default=256, ge=1)
@@ -118,16 +131,7 @@ class FedLeak(GradientMatchingAttack):
         return GeneratorParametrization, settings
 
     def loop_settings(self) -> LoopSettings:
-        return LoopSettings(
-            self.config.iterations,
-            self.lr,
-            "adamw",
-            "cosine",
-            signed=True,
-            log_every=self.config.log_every,
-            lookahead=self.options.lookahead,
-            lookahead_weight=self.options.lookahead_weight,
-        )
+        return self.options.loop_settings(self.config.iterations, self.lr, self.config.log_every)
 
     def postprocess(self, best: RestartResult, labels: Tensor | None) -> Reconstruction:
         """The median-filtered images; the unfiltered ones go to ``extra`` for comparison."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 from gradleak.attacks.base import ATTACKS
 from gradleak.attacks.fedleak import FedLeakMatchingOptions
 from gradleak.attacks.objectives import PartialMatching
-from gradleak.attacks.optim import LoopSettings
 from gradleak.attacks.target import AttackTarget
 from gradleak.attacks.text_inversion import (
     TextInversionAttack,
@@ -42,14 +41,7 @@ class FedLeakText(TextInversionAttack):
         return TextMatching(target, problem, objective, self.options.lookup_temperature)
 
     def trial(self, problem: TextProblem, matching: TextMatching, target: AttackTarget) -> Trial:
-        settings = LoopSettings(
-            self.config.iterations,
-            self.lr,
-            "adamw",
-            "cosine",
-            signed=True,
-            log_every=self.config.log_every,
-            lookahead=self.options.lookahead,
-            lookahead_weight=self.options.lookahead_weight,
+        settings = self.options.loop_settings(
+            self.config.iterations, self.lr, self.config.log_every
         )
         return plain_trial(lambda emb: matching(emb, problem.labels), settings)
