@@ -246,6 +246,82 @@ def table(paths: list[Path]) -> None:
         )
 
 
+CLAIM_CELLS = [
+    ("mean", "none", "honest"),
+    ("mean", "client", "honest"),
+    ("krum", "none", "honest"),
+    ("krum", "none", "malicious"),
+    ("krum", "client", "honest"),
+    ("krum", "client", "malicious"),
+    ("median", "none", "honest"),
+    ("median", "none", "malicious"),
+]
+"""The cells behind the paper's claim (+10-15 % under Krum, Median and client DP): each rule's
+honest and malicious attacker, and the honest attacker under the plain mean, the honest client's
+best case and the table's reference."""
+
+
+def parse_cell(text: str) -> tuple[str, str, str]:
+    """``rule/dp/attacker`` from the command line, checked against the known names."""
+    parts = tuple(text.split("/"))
+    if len(parts) != 3 or parts[0] not in RULES or parts[1] not in DP_SETTINGS:
+        raise argparse.ArgumentTypeError(f"a cell is rule/dp/attacker, got {text!r}")
+    if parts[2] not in ATTACKERS:
+        raise argparse.ArgumentTypeError(f"unknown attacker {parts[2]!r}")
+    return parts[0], parts[1], parts[2]
+
+
+def interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of the two-sided Student-t interval over seeds (0 for one seed):
+    with 5-8 seeds the normal approximation would understate the uncertainty."""
+    from scipy import stats
+
+    data = torch.tensor(values, dtype=torch.float64)
+    if len(values) < 2:
+        return float(data.mean()), 0.0
+    sem = float(data.std()) / len(values) ** 0.5
+    return float(data.mean()), float(stats.t.ppf(0.5 + level / 2, len(values) - 1)) * sem
+
+
+def interval_summary(paths: list[Path], seeds: list[int] | None = None) -> None:
+    """Per data set and cell, PSNR and SSIM as mean ± 95 % interval over seeds, and the change
+    against the honest attacker under the mean *paired by seed* (the same federation, the same
+    images): the interval of the mean of per-seed relative changes says whether +10 % holds."""
+    rows = load_rows(paths)
+    if seeds is not None:
+        rows = {k: r for k, r in rows.items() if k[4] in seeds}
+    cells: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for key, row in sorted(rows.items()):
+        cells.setdefault(key[:4], []).append(row)
+    order = {r: i for i, r in enumerate(RULES)}
+    print(
+        "| data | rule | DP | attacker | seeds | PSNR | SSIM | ΔPSNR % vs honest/mean | "
+        "ΔSSIM % vs honest/mean | victim alone |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (dataset, rule, dp, attacker), group in sorted(
+        cells.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99), kv[0][2] != "none", kv[0][3])
+    ):
+        text = [f"| {dataset} | {rule} | {dp} | {attacker} | {len(group)}"]
+        for key in ("psnr", "ssim"):
+            mean, half = interval([r[key] for r in group])
+            text.append(f"{mean:.3f} ± {half:.3f}" if key == "ssim" else f"{mean:.2f} ± {half:.2f}")
+        for key in ("psnr", "ssim"):
+            changes = []
+            for r in group:
+                base = rows.get((dataset, *BASE, r["seed"]))
+                if base is not None and base is not r:
+                    changes.append(100 * (r[key] - base[key]) / abs(base[key]))
+            if changes:
+                mean, half = interval(changes)
+                text.append(f"{mean:+.1f} ± {half:.1f} ({len(changes)})")
+            else:
+                text.append("-")
+        alone = sum(r.get("victim_share") == 1.0 for r in group)
+        text.append("-" if rule == "mean" else f"{alone} of {len(group)}")
+        print(" | ".join(text) + " |")
+
+
 def spread(values: torch.Tensor) -> float:
     return float(values.std()) if len(values) > 1 else 0.0
 
@@ -285,6 +361,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="run every cell for each (not --seed)"
+    )
+    parser.add_argument(
+        "--cells",
+        type=parse_cell,
+        nargs="+",
+        default=None,
+        help="only these rule/dp/attacker cells (e.g. krum/none/malicious)",
+    )
+    parser.add_argument(
+        "--claim", action="store_true", help="only the cells of the paper's claim (CLAIM_CELLS)"
+    )
+    parser.add_argument(
+        "--intervals",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="print means with 95%% intervals over seeds of these JSONL files and exit",
+    )
     parser.add_argument("--datasets", nargs="+", default=["cifar10", "celeba"])
     parser.add_argument("--rules", nargs="+", default=RULES, choices=RULES)
     parser.add_argument("--dps", nargs="+", default=list(DP_SETTINGS), choices=list(DP_SETTINGS))
@@ -328,6 +424,9 @@ def main() -> None:
         help="print means over seeds of these JSONL files and exit",
     )
     args = parser.parse_args()
+    if args.intervals:
+        interval_summary(args.intervals, args.seeds)
+        return
     if args.seed_summary:
         seed_summary(args.seed_summary)
         return
@@ -349,23 +448,39 @@ def main() -> None:
     print(f"client DP: clip {args.dp_clip}, noise multiplier {args.dp_noise}; extra {args.extra}")
     print(f"load {os.getloadavg()[0]:.1f}, iterations {args.iterations}, seed {args.seed}")
     print(HEADER)
-    for dataset in args.datasets:
-        base: dict[str, Any] | None = None
-        for rule in args.rules:
-            for dp in args.dps:
-                for attacker in args.attackers:
-                    start = time.perf_counter()
-                    row = run_cell(
-                        dataset, rule, dp, attacker, args.iterations, args.seed, args.extra
-                    )
-                    row["wall_s"] = round(time.perf_counter() - start, 1)
-                    row["load"] = round(os.getloadavg()[0], 1)
-                    if (rule, dp, attacker) == BASE:
-                        base = row
-                    print(line(row, base), flush=True)
-                    if args.jsonl is not None:
-                        with args.jsonl.open("a") as out:
-                            out.write(json.dumps({**row, "rel": relative(row, base)}) + "\n")
+    cells = (CLAIM_CELLS if args.claim else args.cells) or [
+        (rule, dp, attacker)
+        for rule in args.rules
+        for dp in args.dps
+        for attacker in args.attackers
+    ]
+    for seed in args.seeds or [args.seed]:
+        for dataset in args.datasets:
+            run_cells(dataset, cells, args.iterations, seed, args.extra, args.jsonl)
+
+
+def run_cells(
+    dataset: str,
+    cells: list[tuple[str, str, str]],
+    iterations: int,
+    seed: int,
+    extra: list[str],
+    jsonl: Path | None,
+) -> None:
+    """Run the cells of one data set and seed, printing each row as it ends and appending it to
+    ``jsonl`` at once, so that a killed sweep keeps every finished cell."""
+    base: dict[str, Any] | None = None
+    for rule, dp, attacker in cells:
+        start = time.perf_counter()
+        row = run_cell(dataset, rule, dp, attacker, iterations, seed, extra)
+        row["wall_s"] = round(time.perf_counter() - start, 1)
+        row["load"] = round(os.getloadavg()[0], 1)
+        if (rule, dp, attacker) == BASE:
+            base = row
+        print(line(row, base), flush=True)
+        if jsonl is not None:
+            with jsonl.open("a") as out:
+                out.write(json.dumps({**row, "rel": relative(row, base)}) + "\n")
 
 
 if __name__ == "__main__":

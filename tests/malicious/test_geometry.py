@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from gradleak.config import load_config
-from gradleak.experiments.geometry import Shape, SyntheticGeometry
+from gradleak.errors import ConfigError
+from gradleak.experiments.geometry import OracleEstimate, Shape, SyntheticGeometry
 from gradleak.experiments.malicious_analysis import Setting, analyse, rank_shift
 from gradleak.experiments.recorded_geometry import RecordedGeometry
 from gradleak.experiments.threats.malicious import malicious_peer
@@ -58,6 +59,32 @@ def test_a_far_off_victim_defeats_krum_steering() -> None:
     middle = SyntheticGeometry(rank=8, victim_rank=0, estimate_error=0.3)
     assert analyse(setting, "malicious", 20, source=edge).victim_weight < 0.3
     assert analyse(setting, "malicious", 20, source=middle).victim_weight > 0.7
+
+
+def test_an_oracle_estimate_is_the_geometrys_ceiling() -> None:
+    """With the victim's true update as the estimate, the estimate's error no longer matters
+    (same rounds, same outcome) and steering succeeds at least as often as with a poor one."""
+    setting = Setting("krum", 8, 1)
+    poor = SyntheticGeometry(rank=8, estimate_error=3.0)
+    good = SyntheticGeometry(rank=8, estimate_error=0.1)
+    attacker = analyse(setting, "malicious", 30, source=poor).victim_weight
+    ceiling = analyse(setting, "malicious", 30, source=OracleEstimate(poor)).victim_weight
+    assert ceiling == analyse(setting, "malicious", 30, source=OracleEstimate(good)).victim_weight
+    assert ceiling >= attacker + 0.2
+    assert analyse(setting, "honest", 30, source=OracleEstimate(poor)).victim_weight == (
+        analyse(setting, "honest", 30, source=poor).victim_weight
+    )  # the honest attacker uses no estimate
+
+
+def test_the_analysis_plays_the_configured_strategy_options() -> None:
+    """``threat.strategy_options`` reach the analysed strategy: pushing the upload 50 honest
+    distances behind the victim leaves the victim without its near neighbour."""
+    source = SyntheticGeometry(rank=8, victim_rank=0, estimate_error=0.3)
+    near = analyse(Setting("krum", 8, 1), "malicious", 20, source=source).victim_weight
+    far = Setting("krum", 8, 1, strategy_options={"push": 50.0})
+    assert analyse(far, "malicious", 20, source=source).victim_weight <= near - 0.3
+    with pytest.raises(ConfigError, match="strategy_options"):
+        analyse(Setting("krum", 8, 1, strategy_options={"nope": 1}), "malicious", 1)
 
 
 def test_shape_measures_a_known_geometry() -> None:
@@ -111,6 +138,7 @@ def test_recorded_round_predicts_the_simulator(data_root: Path) -> None:
          "must be an honest client"),
         (["--geometry", "nowhere"], "unknown update geometry 'nowhere'"),
         (["--victim-offset", "0"], "--victim-offset > 0"),
+        (["--estimate", "psychic"], "--estimate is attacker or oracle"),
     ],
 )  # fmt: skip
 def test_analyze_refuses_bad_geometry_requests_in_one_line(

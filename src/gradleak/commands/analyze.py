@@ -53,12 +53,20 @@ def analyze(
     config: Annotated[
         Path | None, typer.Option("--config", help="malicious_peer config (recorded geometry).")
     ] = None,
+    estimate: Annotated[
+        str,
+        typer.Option(
+            "--estimate",
+            help="attacker: the malicious client's own victim estimate; oracle: the victim's "
+            "true update (the geometry's ceiling, not an attack).",
+        ),
+    ] = "attacker",
     set_: SetOption = None,
 ) -> None:
     """Print the victim's surviving share of the aggregate for an honest and a malicious attacker."""
     import gradleak.experiments.recorded_geometry  # noqa: F401  (registers its sources)
     from gradleak.config import load_config
-    from gradleak.experiments.geometry import GEOMETRIES, GeometryRequest
+    from gradleak.experiments.geometry import GEOMETRIES, GeometryRequest, OracleEstimate
     from gradleak.experiments.malicious_analysis import Setting, analyse
     from gradleak.fl.malicious.strategies import TOLERANCE
 
@@ -68,24 +76,31 @@ def analyze(
         )
     if spread <= 0 or victim_offset <= 0 or (rank is not None and rank < 1):
         raise ConfigError("analyze needs --spread > 0, --victim-offset > 0, --rank >= 1")
+    if estimate not in ("attacker", "oracle"):
+        raise ConfigError(f"--estimate is attacker or oracle, got {estimate!r}")
     resolved = None if config is None else load_config(config, set_)
+    strategy, options = "auto", {}
     if resolved is not None:  # the deployment is the config's
         rule, clients = resolved.defense.aggregator.name, resolved.federation.num_clients
         byzantine = resolved.threat.num_malicious
+        strategy, options = resolved.threat.strategy, dict(resolved.threat.strategy_options)
     a, b = TOLERANCE.get(rule, (1, 1))
     if clients < a * byzantine + b:
         raise ConfigError(
             f"--byzantine {byzantine} is too many for {rule} with {clients} clients: "
             f"it needs N >= {a}f + {b}"
         )
-    setting = Setting(rule, clients, byzantine, noise, clip, spread, estimate_error)
+    setting = Setting(rule, clients, byzantine, noise, clip, spread, estimate_error,
+                      strategy=strategy, strategy_options=options)  # fmt: skip
     request = GeometryRequest(spread, rank, victim_offset, victim_rank, estimate_error,
                               setting.dimension, clip, noise, resolved)  # fmt: skip
     source = GEOMETRIES.get(geometry)(request)
+    if estimate == "oracle":
+        source = OracleEstimate(source)
     what = "seeds" if geometry != "synthetic" else "trials"
     table = Table(
         title=f"{rule}, N={clients}, f={byzantine}, noise={noise}, clip={clip}, "
-        f"{geometry} geometry, {trials} {what}"
+        f"{geometry} geometry, {estimate} estimate, {trials} {what}"
     )
     for column in (
         "attacker",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -159,6 +159,24 @@ class SyntheticGeometry(GeometrySource):
             dp = ClientDP(float("inf"), noise_std)
         estimate = Estimate(clean[0] + error, own, spread)
         return RoundGeometry(clean[:h] + noise, clean[:h], estimate, dp, generator)
+
+
+@dataclass(frozen=True)
+class OracleEstimate(GeometrySource):
+    """``source``'s rounds with the attacker's victim estimate replaced by the victim's true
+    update: the ceiling of steering in that geometry.
+
+    It separates the two reasons a steering fails: the estimate is off, or the round's geometry
+    (how central the victim is among its peers) forbids it whatever the attacker knows. Not an
+    attack: no attacker has the victim's update; the analysis holds every honest upload anyway.
+    """
+
+    source: GeometrySource
+
+    def rounds(self, num_honest: int, trials: int, seed: int) -> Iterator[RoundGeometry]:
+        for geometry in self.source.rounds(num_honest, trials, seed):
+            truth = geometry.clean[geometry.victim].to(geometry.estimate.victim.dtype)
+            yield replace(geometry, estimate=replace(geometry.estimate, victim=truth))
 
 
 @GEOMETRIES.register("synthetic")

@@ -18,7 +18,8 @@ coordinate rule's steering).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -43,6 +44,10 @@ class Setting:
     estimate_error: float = 0.5
     dimension: int = 2000
     beta: float = 0.25
+    strategy: str = "auto"
+    """The malicious client's strategy (``threat.strategy``; ``auto``: the one for the rule)."""
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+    """Its options (``threat.strategy_options``), so an analysed config plays what it runs."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,11 @@ def one_trial(
     )
     shape = RuleShape.of(setting.rule, aggregator, n, f)
     uploads, clean, generator = geometry.uploads, geometry.clean, geometry.generator
-    strategy = Passive() if attacker == "honest" else build_strategy("auto", setting.rule, {})
+    strategy = (
+        Passive()
+        if attacker == "honest"
+        else build_strategy(setting.strategy, setting.rule, setting.strategy_options)
+    )
     plan = strategy.plan(shape, geometry.estimate, generator)
     malicious, dp = plan.uploads.to(uploads.dtype), geometry.dp
     if dp is not None and dp.clip_norm != float("inf"):
