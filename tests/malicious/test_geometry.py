@@ -79,7 +79,7 @@ def test_an_oracle_estimate_is_the_geometrys_ceiling() -> None:
 def test_the_analysis_plays_the_configured_strategy_options() -> None:
     """``threat.strategy_options`` reach the analysed strategy: pushing the upload 50 honest
     distances behind the victim leaves the victim without its near neighbour."""
-    source = SyntheticGeometry(rank=8, victim_rank=0, estimate_error=0.3)
+    source = SyntheticGeometry(rank=8, victim_rank=1, estimate_error=0.1)
     near = analyse(Setting("krum", 8, 1), "malicious", 20, source=source).victim_weight
     far = Setting("krum", 8, 1, strategy_options={"push": 50.0})
     assert analyse(far, "malicious", 20, source=source).victim_weight <= near - 0.3
