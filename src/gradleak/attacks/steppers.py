@@ -39,6 +39,17 @@ class StepSettings:
     ``line_search_fn``); ``none`` takes the fixed step ``lr`` along each direction."""
 
 
+def set_gradients(params: list[Tensor], loss: Tensor) -> None:
+    """Set each ``params``' ``.grad`` to d loss / d it (None where the loss does not depend on
+    it), as ``zero_grad(set_to_none=True)`` then ``loss.backward()`` would, but differentiating
+    towards ``params`` only. ``backward`` also pushes the gradient to every other leaf in the
+    graph: in a replayed update those are the model weights, whose second-order gradient is
+    half the backward work of an iteration and read by no one."""
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g
+
+
 class Stepper(ABC):
     """Moves ``params`` by one iteration; :attr:`optimizer` is what schedules act on."""
 
@@ -54,10 +65,8 @@ class Stepper(ABC):
 
     def _gradients(self, loss_fn: LossClosure) -> float:
         """Evaluate the loss, leave its gradient in ``.grad``, return its value."""
-        for p in self.params:
-            p.grad = None
         loss = loss_fn()
-        loss.backward()
+        set_gradients(self.params, loss)
         return float(loss.detach())
 
 
@@ -120,9 +129,8 @@ class LBFGSStepper(Stepper):
         first: list[float] = []
 
         def closure() -> Tensor:
-            self.optimizer.zero_grad(set_to_none=True)
             loss = loss_fn()
-            loss.backward()
+            set_gradients(self.params, loss)
             first.append(float(loss.detach()))
             return loss
 
