@@ -300,7 +300,8 @@ def interval_summary(paths: list[Path], seeds: list[int] | None = None) -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for (dataset, rule, dp, attacker), group in sorted(
-        cells.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99), kv[0][2] != "none", kv[0][3])
+        cells.items(),
+        key=lambda kv: (kv[0][0], order.get(kv[0][1], 99), kv[0][2] != "none", kv[0][3]),
     ):
         text = [f"| {dataset} | {rule} | {dp} | {attacker} | {len(group)}"]
         for key in ("psnr", "ssim"):
