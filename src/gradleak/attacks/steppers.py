@@ -43,8 +43,8 @@ def set_gradients(params: list[Tensor], loss: Tensor) -> None:
     """Set each ``params``' ``.grad`` to d loss / d it (None where the loss does not depend on
     it), as ``zero_grad(set_to_none=True)`` then ``loss.backward()`` would, but differentiating
     towards ``params`` only. ``backward`` also pushes the gradient to every other leaf in the
-    graph: in a replayed update those are the model weights, whose second-order gradient is
-    half the backward work of an iteration and read by no one."""
+    graph: in a replayed update those are the model weights, whose second-order gradient no
+    one reads (its share of an iteration's time was not measured on its own)."""
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     for p, g in zip(params, grads, strict=True):
         p.grad = g
