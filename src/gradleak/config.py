@@ -229,6 +229,12 @@ class AttackConfig(Section):
     on ConvNet-16-small, PSNR unchanged within 0.1 dB), but compiling costs 42–50 s of wall
     time per model and process, about 10^4 iterations' saving. Worth it for long or many
     attacks on one model in one process."""
+    batch_restarts: Literal["auto", "on", "off"] = "auto"
+    """Run ``restarts`` > 1 side by side as one ``vmap``-ped batch (``attacks.batched_restarts``):
+    the same draws, loss and selection as one after another. ``auto`` batches where it wins (on
+    a GPU; on a CPU for small models and batches, by the forward's FLOPs), ``on`` wherever it
+    applies (pixels, fixed labels, an elementwise optimiser, no BatchNorm in train mode),
+    ``off`` never."""
     options: dict[str, Any] = Field(default_factory=dict)
 
 

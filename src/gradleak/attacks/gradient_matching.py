@@ -18,6 +18,11 @@ import torch
 from torch import Tensor
 
 from gradleak.attacks.base import Attack, ProgressCallback, Reconstruction
+from gradleak.attacks.batched_restarts import (
+    batched_restarts_unsupported,
+    choose_batched,
+    run_batched_restarts,
+)
 from gradleak.attacks.compiled import CompiledStep, compile_unsupported, warn_once
 from gradleak.attacks.labels import resolve_labels
 from gradleak.attacks.matching import MatchingLoss, reconstruction, trial_generator
@@ -120,6 +125,13 @@ class GradientMatchingAttack(Attack):
             logits = logits.to(target.device).requires_grad_(True)
             return param, lambda: loss(param.images(), logits.softmax(-1)), [logits]
 
+        if start is None and step is None and isinstance(loss, MatchingLoss) and labels is not None:
+            why_not = batched_restarts_unsupported(
+                loss, labels, factory, param_settings, loop, target
+            )
+            if choose_batched(self.config.batch_restarts, restarts, why_not, target):
+                trials = [make_trial()[0] for _ in range(restarts)]
+                return run_batched_restarts(loss, labels, trials, loop, callback)
         return optimize_restarts(make_trial, loop, restarts, callback)
 
     def compiled_step(

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from gradleak.fl.functional import LocalSchedule, Params, local_update
 from gradleak.fl.knowledge import Capabilities
 from gradleak.fl.replay import group_updates
+from gradleak.fl.stateless import set_mode
 from gradleak.models import last_linear_names
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class UpdateModel:
     ) -> list[Params]:
         """Each group's pseudo-gradient, replayed from the same weights on its share of the
         batch (by ``torch.func`` when ``functional``: see :func:`fl.replay.group_updates`)."""
-        self.model.train(self.train_mode)
+        set_mode(self.model, self.train_mode)
         return group_updates(
             self.model, self.schedule, self.num_groups, params, buffers, images, labels,
             self.clip_norm, create_graph, functional,

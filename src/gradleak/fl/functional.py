@@ -1,8 +1,8 @@
 """Functional local training.
 
 Clients and attackers both need "what update does this batch produce from these weights?". The
-local SGD loop is written once here (:func:`sgd_steps`), over explicit parameter dicts with
-``torch.func.functional_call``. What differs between its users is only how a step's gradient is
+local SGD loop is written once here (:func:`sgd_steps`), over explicit parameter dicts
+(:func:`fl.stateless.call_with`, ``torch.func.functional_call`` without its per-call cost). What differs between its users is only how a step's gradient is
 computed, a :data:`GradFn`: autograd, with ``create_graph=True`` when an attacker replays a
 client's steps differentiably (:func:`autograd_gradient`); ``torch.func.grad``, which ``vmap``
 can batch over clients (:func:`func_gradient`); or DP-SGD's clipped and noised per-sample
@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call, grad
+from torch.func import grad
+
+from gradleak.fl.stateless import call_with
 
 Params = dict[str, Tensor]
 
@@ -47,7 +49,7 @@ def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
 def forward(model: nn.Module, params: Params, buffers: Params, images: Tensor) -> Tensor:
     """Logits of ``model`` under ``params``/``buffers``; buffers are updated in place in train
     mode (BatchNorm running statistics), so callers pass copies they own."""
-    return functional_call(model, {**params, **buffers}, (images,))
+    return call_with(model, {**params, **buffers}, (images,))
 
 
 def batch_loss(

@@ -1,0 +1,145 @@
+"""An attack's restarts run side by side as one ``vmap``-ped batch (``attack.batch_restarts``).
+
+Restarts differ only in their starting draw, so R of them can be one computation of R trials
+(:func:`attacks.batched.optimize_trials`) instead of R loops one after another: the same draws
+in the same order, the same loss (the target's replay through ``torch.func``, so FedAvg's
+unrolled steps, several groups and client clipping are covered), the same selection by lowest
+matching loss. It applies where the trials cannot couple and the replay is functional: pixels
+with fixed labels, an elementwise optimiser, no BatchNorm-statistics prior, no BatchNorm layer
+updating its running statistics in train mode (an in-place update of one shared buffer from R
+trials), no later-stage start.
+
+``auto`` batches where it wins. On a GPU it always does; on a CPU at one thread batching lowers
+fixed per-operation overhead but turns the per-trial weight gradients into grouped
+convolutions, so it wins on small problems and loses on larger ones
+(``bench/bench_batched_restarts.py``, 4 restarts, CPU time sequential/batched: DLG-LeNet B=1
+1.5–1.6×, B=8 1.1–1.2×; ConvNet-16-small B=1 1.2–1.5×, B=8 0.7–0.9×). The rule is the model's
+forward cost per trial: batched below :data:`CPU_MAX_FLOPS`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from gradleak.attacks.base import ProgressCallback
+from gradleak.attacks.batched import elementwise_unsupported, optimize_trials
+from gradleak.attacks.matching import MatchingLoss
+from gradleak.attacks.optim import LoopResult, LoopSettings, RestartResult
+from gradleak.attacks.parametrizations import (
+    Parametrization,
+    ParametrizationFactory,
+    ParametrizationSettings,
+    PixelParametrization,
+)
+from gradleak.attacks.target import AttackTarget, rounds_of
+from gradleak.fl.functional import forward
+
+BatchRestarts = Literal["auto", "on", "off"]
+
+CPU_MAX_FLOPS = 4e7
+"""Forward FLOPs per trial (one pass of the trial's batch) up to which ``auto`` batches on a
+CPU: between the largest measured win (ConvNet-16-small B=1, about 2·10^7) and the smallest
+measured loss (ConvNet-16-small B=8, about 1.6·10^8)."""
+
+
+def batched_restarts_unsupported(
+    loss: object,
+    labels: Tensor | None,
+    factory: ParametrizationFactory,
+    param_settings: ParametrizationSettings,
+    loop: LoopSettings,
+    target: AttackTarget,
+) -> str:
+    """Why these restarts cannot run as one batch, or "" when they can."""
+    if not isinstance(loss, MatchingLoss):
+        return "the attack's loss is not a replayed-update matching loss"
+    if labels is None:
+        return "soft labels are optimised jointly"
+    if factory is not PixelParametrization:
+        return "the parametrisation is not plain pixels"
+    if loss.batchnorm is not None:
+        return "the BatchNorm-statistics prior records statistics by hooks"
+    if len(rounds_of(target)) > 1:
+        return "several rounds are matched jointly"
+    if target.update_model.train_mode and any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+        for m in target.model.modules()
+    ):
+        return "BatchNorm in train mode updates shared running statistics in place"
+    return elementwise_unsupported(loop)
+
+
+def forward_flops(target: AttackTarget) -> float:
+    """FLOPs of one forward pass of the target's batch (PyTorch's own counter)."""
+    images = torch.zeros((target.num_images, *target.image_shape), device=target.device)
+    buffers = {k: v.clone() for k, v in target.buffers.items()}
+    params = {k: v.detach() for k, v in target.parameters.items()}
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        forward(target.model, params, buffers, images)
+    return float(counter.get_total_flops())
+
+
+def worth_batching(target: AttackTarget) -> bool:
+    """``auto``'s rule: always on a GPU, on a CPU below :data:`CPU_MAX_FLOPS` per trial."""
+    return target.device.type != "cpu" or forward_flops(target) <= CPU_MAX_FLOPS
+
+
+def choose_batched(
+    mode: BatchRestarts,
+    restarts: int,
+    why_not: str,
+    target: AttackTarget,
+) -> bool:
+    """Whether to batch; ``on`` where it cannot apply says why in one warning line."""
+    if mode == "off" or restarts == 1:
+        return False
+    if why_not:
+        if mode == "on":
+            warnings.warn(
+                f"attack.batch_restarts: running restarts one after another ({why_not})",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return False
+    return mode == "on" or worth_batching(target)
+
+
+def run_batched_restarts(
+    loss: MatchingLoss,
+    labels: Tensor,
+    trials: list[Parametrization],
+    loop: LoopSettings,
+    callback: ProgressCallback | None,
+) -> RestartResult:
+    """Optimise the fresh ``trials`` (drawn as sequential restarts would draw them) as one
+    batch; the trial with the lowest best loss, its images loaded, as a :class:`RestartResult`."""
+    pixels = [t for t in trials if isinstance(t, PixelParametrization)]
+    assert len(pixels) == len(trials)
+    starts = torch.stack([p.pixels.detach() for p in pixels])
+
+    def trial_loss(images: Tensor) -> Tensor:
+        return loss(images, labels, functional=True)
+
+    batched = optimize_trials(trial_loss, starts, loop, box=pixels[0].box, callback=callback)
+    losses = [float(v) for v in batched.best_losses]
+    chosen = min(
+        range(len(losses)), key=lambda i: (not torch.isfinite(batched.best_losses[i]), losses[i])
+    )
+    best_images = batched.images[chosen]
+    holder = pixels[chosen]
+    holder.start_from(best_images)
+    diverged = batched.diverged is not None and bool(batched.diverged[chosen])
+    result = LoopResult(
+        [best_images.clone()],
+        losses[chosen],
+        batched.iterations,
+        batched.trace,
+        diverged=diverged,
+        interrupted=batched.interrupted,
+    )
+    return RestartResult(holder, [], result, chosen, losses)
