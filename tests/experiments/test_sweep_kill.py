@@ -78,7 +78,9 @@ def finished_times(store: Path) -> dict[str, str | None]:
 def test_sigkill_then_rerun_completes_every_run_once(tmp_path: Path) -> None:
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     sweep = tmp_path / "seeds.yaml"
-    sweep.write_text(yaml.safe_dump({"base": "tiny.yaml", "grid": {"seed": list(range(5))}}))
+    # One run per worker at a time (no batching of the seeds), so the kill falls between runs.
+    spec = {"base": "tiny.yaml", "grid": {"seed": list(range(5))}, "batch_runs": 1}
+    sweep.write_text(yaml.safe_dump(spec))
     store = tmp_path / "results.db"
     command = [
         sys.executable,
@@ -172,7 +174,9 @@ def test_sigterm_stops_the_sweep_like_ctrl_c_and_keeps_finished_runs(
 ) -> None:
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     sweep = tmp_path / "seeds.yaml"
-    sweep.write_text(yaml.safe_dump({"base": "tiny.yaml", "grid": {"seed": list(range(3))}}))
+    # One run per worker at a time (no batching of the seeds), so the signal falls between runs.
+    spec = {"base": "tiny.yaml", "grid": {"seed": list(range(3))}, "batch_runs": 1}
+    sweep.write_text(yaml.safe_dump(spec))
     store = tmp_path / "results.db"
     command = [
         sys.executable,

@@ -109,7 +109,7 @@ class KilledJob:
 def test_a_task_slurm_killed_is_a_failed_run_in_one_line(tmp_path: Path) -> None:
     sweep = sweep_of([1])
     task = RunTask(sweep.runs[0].id, sweep.runs[0].config, tmp_path / "run")
-    outcome = slurm_jobs.SlurmBackend._outcome(KilledJob(), task)
+    (outcome,) = slurm_jobs.SlurmBackend._outcomes(KilledJob(), task)
     assert outcome.status == "failed" and outcome.id == task.id
     assert outcome.error == "UncompletedJobError: Job 17_3 (task: 0) with path /x/17_3_0_result.pkl"
     assert outcome.artifacts_path == str(tmp_path / "run")

@@ -45,6 +45,19 @@ class BatchedResult:
     diverged: Tensor | None = None
     """(T,) whether each trial's loss turned NaN or Inf."""
     interrupted: bool = False
+    logged: list[tuple[int, Tensor]] = field(default_factory=list)
+    """(iteration, (T,) current losses, NaN for a diverged trial) at the logging steps: the
+    trace of any subset of the trials (one run's restarts among several runs')."""
+
+    def trace_of(self, trials: slice) -> list[tuple[int, float]]:
+        """The lowest live loss of ``trials`` at each logging step where one was alive."""
+        trace = []
+        for step, losses in self.logged:
+            live = losses[trials]
+            live = live[~live.isnan()]
+            if live.numel():
+                trace.append((step, float(live.min())))
+        return trace
 
 
 def elementwise_unsupported(settings: LoopSettings) -> str:
@@ -115,6 +128,8 @@ def optimize_trials(
                     break  # every trial diverged: nothing left to improve
                 value = float(live.min())
                 result.trace.append((step, value))
+                nan = torch.full_like(losses, math.nan)
+                result.logged.append((step, torch.where(alive, losses, nan).detach()))
                 if callback is not None:
                     callback(trials * (step + 1), value)
     except KeyboardInterrupt:

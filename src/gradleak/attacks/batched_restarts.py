@@ -1,4 +1,5 @@
-"""An attack's restarts run side by side as one ``vmap``-ped batch (``attack.batch_restarts``).
+"""Whether an attack's restarts run side by side as one ``vmap``-ped batch
+(``attack.batch_restarts``; the batch itself is :mod:`attacks.batched_runs`).
 
 Restarts differ only in their starting draw, so R of them can be one computation of R trials
 (:func:`attacks.batched.optimize_trials`) instead of R loops one after another: the same draws
@@ -26,12 +27,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from gradleak.attacks.base import ProgressCallback
-from gradleak.attacks.batched import elementwise_unsupported, optimize_trials
+from gradleak.attacks.batched import elementwise_unsupported
 from gradleak.attacks.matching import MatchingLoss
-from gradleak.attacks.optim import LoopResult, LoopSettings, RestartResult
+from gradleak.attacks.optim import LoopSettings
 from gradleak.attacks.parametrizations import (
-    Parametrization,
     ParametrizationFactory,
     ParametrizationSettings,
     PixelParametrization,
@@ -107,39 +106,3 @@ def choose_batched(
             )
         return False
     return mode == "on" or worth_batching(target)
-
-
-def run_batched_restarts(
-    loss: MatchingLoss,
-    labels: Tensor,
-    trials: list[Parametrization],
-    loop: LoopSettings,
-    callback: ProgressCallback | None,
-) -> RestartResult:
-    """Optimise the fresh ``trials`` (drawn as sequential restarts would draw them) as one
-    batch; the trial with the lowest best loss, its images loaded, as a :class:`RestartResult`."""
-    pixels = [t for t in trials if isinstance(t, PixelParametrization)]
-    assert len(pixels) == len(trials)
-    starts = torch.stack([p.pixels.detach() for p in pixels])
-
-    def trial_loss(images: Tensor) -> Tensor:
-        return loss(images, labels, functional=True)
-
-    batched = optimize_trials(trial_loss, starts, loop, box=pixels[0].box, callback=callback)
-    losses = [float(v) for v in batched.best_losses]
-    chosen = min(
-        range(len(losses)), key=lambda i: (not torch.isfinite(batched.best_losses[i]), losses[i])
-    )
-    best_images = batched.images[chosen]
-    holder = pixels[chosen]
-    holder.start_from(best_images)
-    diverged = batched.diverged is not None and bool(batched.diverged[chosen])
-    result = LoopResult(
-        [best_images.clone()],
-        losses[chosen],
-        batched.iterations,
-        batched.trace,
-        diverged=diverged,
-        interrupted=batched.interrupted,
-    )
-    return RestartResult(holder, [], result, chosen, losses)

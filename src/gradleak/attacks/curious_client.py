@@ -190,6 +190,11 @@ class CuriousClient(GradientMatchingAttack):
             self.config.log_every,
         )
 
+    def batch_plan(self, target: AttackTarget) -> None:
+        """None: the stages chain (each starts from the last), so there is no single set of
+        trials to hand over."""
+        return None
+
     def reconstruct(
         self, target: AttackTarget, callback: ProgressCallback | None = None
     ) -> Reconstruction:

@@ -21,8 +21,9 @@ from gradleak.attacks.base import Attack, ProgressCallback, Reconstruction
 from gradleak.attacks.batched_restarts import (
     batched_restarts_unsupported,
     choose_batched,
-    run_batched_restarts,
+    worth_batching,
 )
+from gradleak.attacks.batched_runs import TrialPlan, run_plans
 from gradleak.attacks.compiled import CompiledStep, compile_unsupported, warn_once
 from gradleak.attacks.labels import resolve_labels
 from gradleak.attacks.matching import MatchingLoss, reconstruction, trial_generator
@@ -131,8 +132,40 @@ class GradientMatchingAttack(Attack):
             )
             if choose_batched(self.config.batch_restarts, restarts, why_not, target):
                 trials = [make_trial()[0] for _ in range(restarts)]
-                return run_batched_restarts(loss, labels, trials, loop, callback)
+                plan = TrialPlan(loss, labels, _pixels(trials), loop, self._finisher(labels))
+                return run_plans([plan], callback)[0]
         return optimize_restarts(make_trial, loop, restarts, callback)
+
+    def _finisher(self, labels: Tensor) -> Callable[[RestartResult], Reconstruction]:
+        def finish(best: RestartResult) -> Reconstruction:
+            return self.postprocess(best, labels)
+
+        return finish
+
+    def batch_plan(self, target: AttackTarget) -> TrialPlan | None:
+        """This attack's restarts on ``target``, drawn as :meth:`reconstruct` draws them, for
+        a batch with other runs' (``experiments.batched_runner``); None where they cannot run
+        batched, or where ``attack.batch_restarts`` (``auto``: the model's cost) says not to.
+        ``plan.finish`` of the chosen restart is then what :meth:`reconstruct` returns."""
+        mode = self.config.batch_restarts
+        if mode == "off" or self.start_images is not None or self.config.compile:
+            return None
+        labels = self.fixed_labels(target)
+        factory, settings = self.parametrization()
+        loss = self.loss(target)
+        loop = self.loop_settings()
+        if labels is None or not isinstance(loss, MatchingLoss):
+            return None
+        if batched_restarts_unsupported(loss, labels, factory, settings, loop, target):
+            return None
+        if mode == "auto" and not worth_batching(target):
+            return None
+        draws = trial_generator()
+        shape = (target.num_images, *target.image_shape)
+        trials = [
+            factory(shape, draws, target.device, settings) for _ in range(self.config.restarts)
+        ]
+        return TrialPlan(loss, labels, _pixels(trials), loop, self._finisher(labels))
 
     def compiled_step(
         self, loss: Loss, labels: Tensor | None, factory: ParametrizationFactory
@@ -145,3 +178,10 @@ class GradientMatchingAttack(Attack):
             warn_once(why)
             return None
         return CompiledStep(loss, labels)
+
+
+def _pixels(trials: list[Parametrization]) -> list[PixelParametrization]:
+    """The trials as pixel parametrisations (what batching admits; checked before)."""
+    pixels = [t for t in trials if isinstance(t, PixelParametrization)]
+    assert len(pixels) == len(trials)
+    return pixels

@@ -41,12 +41,26 @@ class MatchingLoss:
     def __call__(self, images: Tensor, labels: Tensor, functional: bool = False) -> Tensor:
         """The loss; ``functional`` replays the update by ``torch.func`` (for a compiled step,
         :mod:`attacks.compiled`), otherwise by autograd with a graph to differentiate."""
+        return self.replayed(
+            images, labels, self._params, self.target.buffers, self._observed, functional
+        )
+
+    def replayed(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        params: Params,
+        buffers: Params,
+        observed: Params,
+        functional: bool = False,
+    ) -> Tensor:
+        """The loss with the target's weights, buffers and observed update passed in: what
+        several runs batched together (:mod:`attacks.batched_runs`) map over, each trial
+        carrying its own run's tensors through the same replay, objective and priors."""
         hooks = self.batchnorm if self.batchnorm is not None else nullcontext()
         with hooks:
-            dummy = self.target.update_model(
-                self._params, self.target.buffers, images, labels, functional=functional
-            )
-        loss = self.objective(dummy, self._observed)
+            dummy = self.target.update_model(params, buffers, images, labels, functional=functional)
+        loss = self.objective(dummy, observed)
         if self.tv_weight:
             loss = loss + self.tv_weight * total_variation(images)
         if self.batchnorm is not None and self.bn_weight:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import io
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from gradleak.attacks.base import ProgressCallback, Reconstruction
+from gradleak.attacks.base import Attack, ProgressCallback, Reconstruction
 from gradleak.config import ExperimentConfig, dump_config
 from gradleak.experiments import run_folder
 from gradleak.experiments.outcomes import OUTCOMES, Outcome
@@ -52,6 +53,8 @@ def build_metrics(
     }
     if labels_given:
         metrics["label_accuracy"] = None
+    if "batched_runs" in recon.extra:  # optimised in one batch with other runs' attacks
+        metrics["batched_runs"] = recon.extra["batched_runs"]
     return metrics
 
 
@@ -109,30 +112,52 @@ def run_experiment(
         return _run(config, output_dir, progress, callback)
 
 
+@dataclass
+class PreparedRun:
+    """A run up to its attack: the effective config, the attack built and checked against the
+    threat's capabilities, and the scenario (the simulated deployment and its target)."""
+
+    config: ExperimentConfig
+    attack: Attack
+    scenario: Scenario
+    started: float
+
+
+def prepare_run(config: ExperimentConfig, output_dir: Path) -> PreparedRun:
+    """Everything before the attack; inside the run's :func:`isolated_runtime`."""
+    started = time.perf_counter()
+    config = preflight(config)
+    attack = build_attack(config)
+    device = resolve_device(config.device)
+    run_folder.check_writable(output_dir)  # a full or read-only disk fails now, not after
+    scenario = THREATS.get(config.threat.attacker)(config, device)
+    attack.check(scenario.target.capabilities)
+    return PreparedRun(config, attack, scenario, started)
+
+
+def finish_run(run: PreparedRun, recon: Reconstruction, output_dir: Path) -> dict[str, Any]:
+    """Score ``recon`` and write the run folder, with Ctrl-C held: the attack is done."""
+    with signals_held():
+        outcome = OUTCOMES.get(run.scenario.target.modality)(run.config, run.scenario, recon)
+        elapsed = time.perf_counter() - run.started
+        metrics = build_metrics(run.config, run.scenario, recon, outcome, elapsed)
+        write_outputs(output_dir, run.config, run.scenario, recon, outcome, metrics)
+    return metrics
+
+
 def _run(
     config: ExperimentConfig,
     output_dir: Path,
     progress: bool,
     callback: ProgressCallback | None,
 ) -> dict[str, Any]:
-    start = time.perf_counter()
-    config = preflight(config)
-    attack = build_attack(config)
-    device = resolve_device(config.device)
-    run_folder.check_writable(
-        output_dir
-    )  # a full or read-only disk fails now, not after the attack
-    scenario = THREATS.get(config.threat.attacker)(config, device)
-    attack.check(scenario.target.capabilities)
+    run = prepare_run(config, output_dir)
+    target = run.scenario.target
     if progress and callback is None:
         from gradleak.experiments.progress import attack_progress
 
-        with attack_progress(attack.total_iterations()) as bar:
-            recon = attack.reconstruct(scenario.target, bar)
+        with attack_progress(run.attack.total_iterations()) as bar:
+            recon = run.attack.reconstruct(target, bar)
     else:
-        recon = attack.reconstruct(scenario.target, callback)
-    with signals_held():  # the attack is done: scoring and writing are not interrupted
-        outcome = OUTCOMES.get(scenario.target.modality)(config, scenario, recon)
-        metrics = build_metrics(config, scenario, recon, outcome, time.perf_counter() - start)
-        write_outputs(output_dir, config, scenario, recon, outcome, metrics)
-    return metrics
+        recon = run.attack.reconstruct(target, callback)
+    return finish_run(run, recon, output_dir)

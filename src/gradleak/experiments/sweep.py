@@ -5,7 +5,10 @@ absolute), ``grid`` (key path -> list, every combination; ``a.b+c.d`` ties sever
 axis whose values are lists), ``zip`` (key path -> lists of equal length, taken together), ``set`` (key path -> value, for every run), an optional ``name`` and optional
 ``resources`` (``cpus_per_run``, ``gpus_per_run``: what each run reserves on a backend;
 ``gpus_per_run: 0.25`` lets four small attacks share one GPU) and ``slurm`` (partition,
-account, timeout_min, mem_gb, array_parallelism: for the ``slurm`` backend's job arrays).
+account, timeout_min, mem_gb, array_parallelism: for the ``slurm`` backend's job arrays) and
+``batch_runs`` (default 8; 1 turns it off): the most runs that differ only in their seed one
+worker takes together, their attacks optimised as one batch where they can
+(``experiments.run_batches``).
 
 Every run is validated here, before anything runs, so that a typo in cell 37 of a grid fails
 the whole sweep in a second rather than overnight. A run's id is a hash of its validated, fully
@@ -35,7 +38,10 @@ from gradleak.experiments.backends.sizing import RunResources, parse_resources
 from gradleak.experiments.backends.slurm_settings import SlurmSettings, parse_slurm
 from gradleak.experiments.preflight import effective_config, preflight
 
-SWEEP_KEYS = frozenset({"name", "base", "grid", "zip", "set", "resources", "slurm"})
+SWEEP_KEYS = frozenset({"name", "base", "grid", "zip", "set", "resources", "slurm", "batch_runs"})
+BATCH_RUNS = 8
+"""The most runs one worker takes together by default (``experiments.run_batches``)."""
+MAX_BATCH_RUNS = 4096
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class Sweep:
     runs: list[PlannedRun]
     resources: RunResources = field(default_factory=RunResources)
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
+    batch_runs: int = BATCH_RUNS
 
     def devices(self) -> tuple[str, ...]:
         """The devices the runs ask for, so that a backend can refuse a GPU it lacks."""
@@ -173,4 +180,15 @@ def load_sweep(path: Path) -> Sweep:
     )
     resources = parse_resources(spec.get("resources"), f"sweep file {path}: resources")
     slurm = parse_slurm(spec.get("slurm"), f"sweep file {path}: slurm")
-    return Sweep(str(spec.get("name") or path.stem), runs, resources, slurm)
+    batch_runs = _batch_runs(spec.get("batch_runs", BATCH_RUNS), path)
+    return Sweep(str(spec.get("name") or path.stem), runs, resources, slurm, batch_runs)
+
+
+def _batch_runs(value: object, path: Path) -> int:
+    """``batch_runs`` as a whole number from 1 to :data:`MAX_BATCH_RUNS`, or one ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BATCH_RUNS:
+        raise ConfigError(
+            f"sweep file {path}: batch_runs must be a whole number from 1 to {MAX_BATCH_RUNS} "
+            f"(1: no batching), got {value!r}"
+        )
+    return value

@@ -21,13 +21,17 @@ from gradleak.errors import StoreError
 from gradleak.experiments.backends import (
     Backend,
     BackendOptions,
+    RunBatch,
     RunFunction,
     RunOutcome,
     RunTask,
+    Work,
     default_run_function,
     make_backend,
+    members,
     now_iso,
 )
+from gradleak.experiments.run_batches import plan_batches
 from gradleak.experiments.store import HEARTBEAT_S, ResultStore
 from gradleak.experiments.sweep import Sweep
 from gradleak.progress_bar import progress_bar
@@ -54,37 +58,47 @@ class _Counts:
     done: int = 0
     failed: int = 0
     elsewhere: int = 0
+    skipped_now: int = 0
 
 
 def _drive(
     sweep: Sweep,
-    tasks: list[RunTask],
+    work: list[Work],
     backend: Backend,
     store: ResultStore,
     bar: Progress,
     counts: _Counts,
 ) -> list[RunOutcome]:
-    """Keep the backend full with runs this process could claim, commit each outcome as it
+    """Keep the backend full with work this process could claim, commit each outcome as it
     arrives, and keep the claims' heartbeat fresh; on any interruption hand the runs in
-    flight back to ``pending``."""
-    queue, in_flight, outcomes = deque(tasks), set[str](), list[RunOutcome]()
-    bar_task = bar.add_task(sweep.name, total=len(tasks), done=0, failed=0)
+    flight back to ``pending``.
+
+    A batch's runs are claimed one by one; the ones another sweep took meanwhile are left out
+    of it. ``capacity`` counts works in flight (a batch takes one worker)."""
+    queue, outcomes = deque(work), list[RunOutcome]()
+    in_flight: dict[str, set[str]] = {}  # work id -> its runs not yet reported
+    work_of: dict[str, str] = {}  # run id -> its work's id
+    total = sum(len(members(w)) for w in work)
+    bar_task = bar.add_task(sweep.name, total=total, done=0, failed=0)
     beat = time.monotonic()
     try:
         while queue or in_flight:
             while queue and len(in_flight) < backend.capacity:
-                task = queue.popleft()
-                if store.claim(sweep.name, task.id, now_iso(), str(task.output_dir)):
-                    backend.submit(task)
-                    in_flight.add(task.id)
-                else:  # another sweep on this store took it
-                    counts.elsewhere += 1
-                    bar.update(bar_task, advance=1)
+                claimed = _claim(queue.popleft(), sweep, store, counts)
+                bar.update(bar_task, advance=counts.skipped_now)
+                if claimed is None:
+                    continue
+                backend.submit(claimed)
+                in_flight[claimed.id] = {t.id for t in members(claimed)}
+                work_of.update((t.id, claimed.id) for t in members(claimed))
             if not in_flight:
                 continue
             for outcome in backend.wait(timeout=HEARTBEAT_S):
                 store.record(sweep.name, outcome)
-                in_flight.discard(outcome.id)
+                owner = work_of.pop(outcome.id)
+                in_flight[owner].discard(outcome.id)
+                if not in_flight[owner]:
+                    del in_flight[owner]
                 outcomes.append(outcome)
                 counts.done += outcome.status == "done"
                 counts.failed += outcome.status == "failed"
@@ -97,9 +111,24 @@ def _drive(
     except BaseException:
         # On a full disk this fails too; the next invocation releases them (owner dead).
         with contextlib.suppress(StoreError):
-            store.mark_pending(sweep.name, in_flight)
+            store.mark_pending(sweep.name, set(work_of))
         raise
     return outcomes
+
+
+def _claim(work: Work, sweep: Sweep, store: ResultStore, counts: _Counts) -> Work | None:
+    """The part of ``work`` this process claimed in the store (None: another sweep took it
+    all); ``counts.skipped_now`` says how many of its runs were taken elsewhere."""
+    mine = [
+        task
+        for task in members(work)
+        if store.claim(sweep.name, task.id, now_iso(), str(task.output_dir))
+    ]
+    counts.skipped_now = len(members(work)) - len(mine)
+    counts.elsewhere += counts.skipped_now
+    if not mine:
+        return None
+    return mine[0] if len(mine) == 1 else RunBatch(tuple(mine))
 
 
 def _safe_dirname(name: str) -> str:
@@ -149,7 +178,8 @@ def run_sweep(
                 enabled=progress,
             )
             with bar:
-                outcomes = _drive(sweep, tasks, engine, store, bar, counts)
+                work = plan_batches(tasks, engine.capacity, sweep.batch_runs)
+                outcomes = _drive(sweep, work, engine, store, bar, counts)
     finally:
         engine.close()
     return SweepSummary(

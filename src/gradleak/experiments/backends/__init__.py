@@ -12,10 +12,13 @@ from collections.abc import Callable
 from gradleak.experiments.backends.base import (
     Backend,
     BackendOptions,
+    RunBatch,
     RunFunction,
     RunOutcome,
     RunTask,
+    Work,
     default_run_function,
+    members,
     now_iso,
     one_line,
 )
@@ -28,11 +31,14 @@ __all__ = [
     "BACKENDS",
     "Backend",
     "BackendOptions",
+    "RunBatch",
     "RunFunction",
     "RunOutcome",
     "RunTask",
+    "Work",
     "default_run_function",
     "make_backend",
+    "members",
     "now_iso",
     "one_line",
 ]

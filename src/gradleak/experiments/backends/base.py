@@ -40,6 +40,31 @@ class RunTask:
 
 
 @dataclass(frozen=True)
+class RunBatch:
+    """Runs one worker takes together, their attacks optimised as one batch where they can
+    (``experiments.batched_runner``); planned by ``experiments.run_batches``."""
+
+    tasks: tuple[RunTask, ...]
+
+    @property
+    def id(self) -> str:
+        return self.tasks[0].id
+
+    @property
+    def output_dir(self) -> Path:
+        return self.tasks[0].output_dir
+
+
+Work = RunTask | RunBatch
+"""What a backend moves to one worker: one run, or a batch of runs."""
+
+
+def members(work: Work) -> tuple[RunTask, ...]:
+    """The runs in ``work``."""
+    return work.tasks if isinstance(work, RunBatch) else (work,)
+
+
+@dataclass(frozen=True)
 class RunOutcome:
     """What came back from one run: metrics when it finished, a one-line error when it raised."""
 
@@ -57,13 +82,16 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def failed_outcome(task: RunTask, error: str) -> RunOutcome:
-    """The outcome of a run whose worker never reported (killed, crashed, node lost): failed
-    now, with ``error`` as its one line, its folder kept for the next attempt."""
+def failed_outcomes(work: Work, error: str) -> list[RunOutcome]:
+    """The outcomes of runs whose worker never reported (killed, crashed, node lost): failed
+    now, with ``error`` as their one line, their folders kept for the next attempt."""
     stamp = now_iso()
-    return RunOutcome(
-        task.id, "failed", stamp, stamp, 0.0, error=error, artifacts_path=str(task.output_dir)
-    )
+    return [
+        RunOutcome(
+            task.id, "failed", stamp, stamp, 0.0, error=error, artifacts_path=str(task.output_dir)
+        )
+        for task in members(work)
+    ]
 
 
 def one_line(exc: BaseException) -> str:
@@ -78,13 +106,14 @@ class Backend(ABC):
     capacity: int
 
     @abstractmethod
-    def submit(self, task: RunTask) -> None:
-        """Start a task; the caller never submits more than ``capacity`` at once."""
+    def submit(self, work: Work) -> None:
+        """Start a run or a batch of runs; the caller never has more than ``capacity`` in
+        flight at once."""
 
     @abstractmethod
     def wait(self, timeout: float | None = None) -> list[RunOutcome]:
-        """Block until at least one submitted task has finished or ``timeout`` seconds have
-        passed; return the finished ones (none on a timeout). The timeout lets the driver
+        """Block until at least one submitted work has finished or ``timeout`` seconds have
+        passed; return the outcomes of every run in the finished ones (none on a timeout). The timeout lets the driver
         keep its heartbeat in the store while long runs go on."""
 
     @abstractmethod

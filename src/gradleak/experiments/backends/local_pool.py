@@ -11,8 +11,8 @@ from gradleak.experiments.backends.base import (
     Backend,
     BackendOptions,
     RunOutcome,
-    RunTask,
-    failed_outcome,
+    Work,
+    failed_outcomes,
 )
 from gradleak.experiments.backends.sizing import check_devices, cuda_index, runs_that_fit
 from gradleak.experiments.backends.worker import available_cpus, execute, init_worker
@@ -51,7 +51,7 @@ class LocalBackend(Backend):
                 self.capacity = min(self.capacity, fits)
         self._threads = max(1, cpus // self.capacity)
         self._pool = self._new_pool()
-        self._futures: dict[Future[RunOutcome], RunTask] = {}
+        self._futures: dict[Future[list[RunOutcome]], Work] = {}
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
@@ -61,24 +61,28 @@ class LocalBackend(Backend):
             initargs=(os.getpid(), self._threads),
         )
 
-    def submit(self, task: RunTask) -> None:
-        self._futures[self._pool.submit(execute, task)] = task
+    def submit(self, work: Work) -> None:
+        self._futures[self._pool.submit(execute, work)] = work
 
     def wait(self, timeout: float | None = None) -> list[RunOutcome]:
         finished, _ = wait(self._futures, timeout=timeout, return_when=FIRST_COMPLETED)
-        outcomes = [self._outcome(future, self._futures.pop(future)) for future in finished]
+        outcomes = [
+            outcome
+            for future in finished
+            for outcome in self._outcomes(future, self._futures.pop(future))
+        ]
         if any(o.error and o.error.startswith("BrokenProcessPool") for o in outcomes):
             self._shutdown(self._pool)
             self._pool = self._new_pool()
         return outcomes
 
     @staticmethod
-    def _outcome(future: Future[RunOutcome], task: RunTask) -> RunOutcome:
+    def _outcomes(future: Future[list[RunOutcome]], work: Work) -> list[RunOutcome]:
         try:
             return future.result()
         except BrokenProcessPool:
-            return failed_outcome(
-                task, "BrokenProcessPool: a worker process died (killed or out of memory)"
+            return failed_outcomes(
+                work, "BrokenProcessPool: a worker process died (killed or out of memory)"
             )
 
     @staticmethod

@@ -13,8 +13,8 @@ from gradleak.experiments.backends.base import (
     Backend,
     BackendOptions,
     RunOutcome,
-    RunTask,
-    failed_outcome,
+    Work,
+    failed_outcomes,
     one_line,
 )
 from gradleak.experiments.backends.sizing import check_devices, runs_that_fit
@@ -87,21 +87,21 @@ class RayBackend(Backend):
             num_cpus=per_run.cpus_per_run, num_gpus=per_run.gpus_per_run, max_retries=0
         )
         self._threads = max(1, int(per_run.cpus_per_run))
-        self._refs: dict[Any, RunTask] = {}
+        self._refs: dict[Any, Work] = {}
 
-    def submit(self, task: RunTask) -> None:
-        self._refs[self._remote.remote(task, self._threads)] = task
+    def submit(self, work: Work) -> None:
+        self._refs[self._remote.remote(work, self._threads)] = work
 
     def wait(self, timeout: float | None = None) -> list[RunOutcome]:
         ready, _ = self._ray.wait(list(self._refs), num_returns=1, timeout=timeout)
-        return [self._outcome(ref, self._refs.pop(ref)) for ref in ready]
+        return [o for ref in ready for o in self._outcomes(ref, self._refs.pop(ref))]
 
-    def _outcome(self, ref: Any, task: RunTask) -> RunOutcome:
+    def _outcomes(self, ref: Any, work: Work) -> list[RunOutcome]:
         try:
-            outcome: RunOutcome = self._ray.get(ref)
-        except Exception as exc:  # a worker crash or lost node: the run failed, the sweep goes on
-            return failed_outcome(task, one_line(exc))
-        return outcome
+            outcomes: list[RunOutcome] = self._ray.get(ref)
+        except Exception as exc:  # a worker crash or lost node: the runs failed, the sweep goes on
+            return failed_outcomes(work, one_line(exc))
+        return outcomes
 
     def close(self) -> None:
         for ref in self._refs:

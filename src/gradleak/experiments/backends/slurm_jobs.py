@@ -1,9 +1,9 @@
 """The ``slurm`` backend: each chunk of a sweep goes to Slurm as one job array (via submitit).
 
 The driver submits up to :attr:`capacity` runs, then waits; everything submitted since the last
-wait leaves as one array (one ``sbatch``, not hundreds), and each array task runs one run folder
-through :func:`.worker.execute_with_threads`, the entry point the Ray backend uses too. The
-task's :class:`RunOutcome` comes back through submitit's pickles in the sweep's run folder
+wait leaves as one array (one ``sbatch``, not hundreds), and each array task runs one run (or one
+batch of runs) through :func:`.worker.execute_with_threads`, the entry point the Ray backend uses
+too. The task's :class:`RunOutcome` list comes back through submitit's pickles in the sweep's run folder
 (which must sit on a file system the nodes share, as for Ray), and the parent, the store's only
 writer, records it. A task Slurm kills (time limit, memory) is recorded as failed in one line.
 
@@ -26,8 +26,8 @@ from gradleak.experiments.backends.base import (
     Backend,
     BackendOptions,
     RunOutcome,
-    RunTask,
-    failed_outcome,
+    Work,
+    failed_outcomes,
     one_line,
 )
 from gradleak.experiments.backends.sizing import check_devices
@@ -93,12 +93,12 @@ class SlurmBackend(Backend):
             value = getattr(options.slurm, key)
             if value is not None:
                 self._parameters[f"slurm_{key}"] = value
-        self._queued: list[RunTask] = []
-        self._jobs: dict[str, tuple[Any, RunTask]] = {}
+        self._queued: list[Work] = []
+        self._jobs: dict[str, tuple[Any, Work]] = {}
 
-    def submit(self, task: RunTask) -> None:
-        """Queue the task; it leaves with the rest of its chunk at the next :meth:`wait`."""
-        self._queued.append(task)
+    def submit(self, work: Work) -> None:
+        """Queue the work; it leaves with the rest of its chunk at the next :meth:`wait`."""
+        self._queued.append(work)
 
     def _executor(self, folder: Path) -> Any:
         executor = self._submitit.AutoExecutor(folder=folder / "%j", cluster=self._cluster)
@@ -124,18 +124,18 @@ class SlurmBackend(Backend):
         while True:
             finished = [tid for tid, (job, _) in self._jobs.items() if job.done()]
             if finished or not self._jobs:
-                return [self._outcome(*self._jobs.pop(tid)) for tid in finished]
+                return [o for tid in finished for o in self._outcomes(*self._jobs.pop(tid))]
             if deadline is not None and time.monotonic() >= deadline:
                 return []
             time.sleep(POLL_S)
 
     @staticmethod
-    def _outcome(job: Any, task: RunTask) -> RunOutcome:
+    def _outcomes(job: Any, work: Work) -> list[RunOutcome]:
         try:
-            outcome: RunOutcome = job.result()
+            outcomes: list[RunOutcome] = job.result()
         except Exception as exc:  # killed by Slurm (time, memory) or its node lost
-            return failed_outcome(task, one_line(exc))
-        return outcome
+            return failed_outcomes(work, one_line(exc))
+        return outcomes
 
     def close(self) -> None:
         """Cancel every array task still queued or running (``scancel``)."""

@@ -21,31 +21,28 @@ import threading
 import time
 import traceback
 
-from gradleak.experiments.backends.base import RunOutcome, RunTask, now_iso, one_line
+from gradleak.experiments.backends.base import (
+    RunBatch,
+    RunOutcome,
+    RunTask,
+    Work,
+    now_iso,
+    one_line,
+)
 
 PR_SET_PDEATHSIG = 1
 WATCHDOG_PERIOD_S = 0.5
 
 
-def execute(task: RunTask) -> RunOutcome:
+def execute_one(task: RunTask) -> RunOutcome:
     """Run one task in the current process; any exception becomes a failed outcome."""
     started, t0 = now_iso(), time.perf_counter()
     try:
         task.output_dir.mkdir(parents=True, exist_ok=True)
         metrics = task.run(task.config, task.output_dir)
     except Exception as exc:
-        # A full disk or a vanished folder: the store still gets the one line.
-        with contextlib.suppress(OSError):
-            (task.output_dir / "error.log").write_text(traceback.format_exc())
-        return RunOutcome(
-            task.id,
-            "failed",
-            started,
-            now_iso(),
-            time.perf_counter() - t0,
-            error=one_line(exc),
-            artifacts_path=str(task.output_dir),
-        )
+        _keep_traceback(task, traceback.format_exc())
+        return _failed(task, started, time.perf_counter() - t0, exc)
     return RunOutcome(
         task.id,
         "done",
@@ -57,6 +54,63 @@ def execute(task: RunTask) -> RunOutcome:
     )
 
 
+def _keep_traceback(task: RunTask, text: str) -> None:
+    # A full disk or a vanished folder: the store still gets the one line.
+    with contextlib.suppress(OSError):
+        (task.output_dir / "error.log").write_text(text)
+
+
+def _failed(task: RunTask, started: str, seconds: float, exc: BaseException) -> RunOutcome:
+    return RunOutcome(
+        task.id,
+        "failed",
+        started,
+        now_iso(),
+        seconds,
+        error=one_line(exc),
+        artifacts_path=str(task.output_dir),
+    )
+
+
+def execute_batch(batch: RunBatch) -> list[RunOutcome]:
+    """Run a batch's tasks together (``experiments.batched_runner``); one outcome each."""
+    from gradleak.experiments.batched_runner import run_experiments_batched
+
+    started = now_iso()
+    tasks = batch.tasks
+    try:
+        for task in tasks:
+            task.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return [_failed(task, started, 0.0, exc) for task in tasks]
+    results = run_experiments_batched([t.config for t in tasks], [t.output_dir for t in tasks])
+    outcomes = []
+    for task, result in zip(tasks, results, strict=True):
+        if result.error is not None:
+            _keep_traceback(task, result.traceback)
+            outcomes.append(_failed(task, started, result.seconds, result.error))
+            continue
+        outcomes.append(
+            RunOutcome(
+                task.id,
+                "done",
+                started,
+                now_iso(),
+                result.seconds,
+                metrics=dict(result.metrics or {}),
+                artifacts_path=str(task.output_dir),
+            )
+        )
+    return outcomes
+
+
+def execute(work: Work) -> list[RunOutcome]:
+    """Run one task, or a batch of them, in the current process; the outcome of each run."""
+    if isinstance(work, RunBatch):
+        return execute_batch(work)
+    return [execute_one(work)]
+
+
 def limit_threads(threads: int) -> None:
     """Cap torch's intra-op threads so that concurrent workers share the cores, not fight."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -65,11 +119,11 @@ def limit_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def execute_with_threads(task: RunTask, threads: int) -> RunOutcome:
+def execute_with_threads(work: Work, threads: int) -> list[RunOutcome]:
     """The entry point of a backend whose workers are started by someone else (a Ray worker,
-    a Slurm array task): share the cores, then run the one task."""
+    a Slurm array task): share the cores, then run the work."""
     limit_threads(threads)
-    return execute(task)
+    return execute(work)
 
 
 def available_cpus() -> int:
