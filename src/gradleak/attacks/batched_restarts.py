@@ -13,8 +13,7 @@ trials), no later-stage start.
 ``auto`` batches where it wins. On a GPU it always does; on a CPU at one thread batching lowers
 fixed per-operation overhead but turns the per-trial weight gradients into grouped
 convolutions, so it wins on small problems and loses on larger ones
-(``bench/bench_batched_restarts.py``, 4 restarts, CPU time sequential/batched: DLG-LeNet B=1
-1.5–1.6×, B=8 1.1–1.2×; ConvNet-16-small B=1 1.2–1.5×, B=8 0.7–0.9×). The rule is the model's
+(``bench/bench_batched_restarts.py`` prints both timings and the decision). The rule is the model's
 forward cost per trial: batched below :data:`CPU_MAX_FLOPS`.
 """
 
@@ -42,8 +41,9 @@ BatchRestarts = Literal["auto", "on", "off"]
 
 CPU_MAX_FLOPS = 4e7
 """Forward FLOPs per trial (one pass of the trial's batch) up to which ``auto`` batches on a
-CPU: between the largest measured win (ConvNet-16-small B=1, about 2·10^7) and the smallest
-measured loss (ConvNet-16-small B=8, about 1.6·10^8)."""
+CPU: set between ConvNet-16-small at B=1 (about 2·10^7, where batching won in development
+probes) and at B=8 (about 1.6·10^8, where it lost); ``bench/bench_batched_restarts.py``
+re-measures both sides on any machine."""
 
 
 def batched_restarts_unsupported(

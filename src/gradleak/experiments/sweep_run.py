@@ -58,7 +58,6 @@ class _Counts:
     done: int = 0
     failed: int = 0
     elsewhere: int = 0
-    skipped_now: int = 0
 
 
 def _drive(
@@ -84,8 +83,9 @@ def _drive(
     try:
         while queue or in_flight:
             while queue and len(in_flight) < backend.capacity:
-                claimed = _claim(queue.popleft(), sweep, store, counts)
-                bar.update(bar_task, advance=counts.skipped_now)
+                claimed, taken_elsewhere = _claim(queue.popleft(), sweep, store)
+                counts.elsewhere += taken_elsewhere
+                bar.update(bar_task, advance=taken_elsewhere)
                 if claimed is None:
                     continue
                 backend.submit(claimed)
@@ -116,19 +116,18 @@ def _drive(
     return outcomes
 
 
-def _claim(work: Work, sweep: Sweep, store: ResultStore, counts: _Counts) -> Work | None:
+def _claim(work: Work, sweep: Sweep, store: ResultStore) -> tuple[Work | None, int]:
     """The part of ``work`` this process claimed in the store (None: another sweep took it
-    all); ``counts.skipped_now`` says how many of its runs were taken elsewhere."""
+    all), and how many of its runs were taken elsewhere."""
     mine = [
         task
         for task in members(work)
         if store.claim(sweep.name, task.id, now_iso(), str(task.output_dir))
     ]
-    counts.skipped_now = len(members(work)) - len(mine)
-    counts.elsewhere += counts.skipped_now
+    taken_elsewhere = len(members(work)) - len(mine)
     if not mine:
-        return None
-    return mine[0] if len(mine) == 1 else RunBatch(tuple(mine))
+        return None, taken_elsewhere
+    return (mine[0] if len(mine) == 1 else RunBatch(tuple(mine))), taken_elsewhere
 
 
 def _safe_dirname(name: str) -> str:
