@@ -76,11 +76,15 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 def test_shipped_configs_run_and_score_the_three_peers_images(
     name: str, data_root: Path, tmp_path: Path
 ) -> None:
-    """Both configs run as shipped (a few iterations): 12 peers' images, on the paper's LeNet."""
+    """Both configs run as shipped (a few iterations): 12 peers' images, on the paper's LeNet;
+    the recovered labels are regrouped between the three stages, as metrics.json records."""
     config = load_config(CONFIGS / name, [f"data.root={data_root}", "attack.iterations=2"])
     assert config.model.name == "lenet_rog"
+    assert config.attack.labels == "recovered"
     metrics = run_experiment(config, tmp_path)
     assert metrics["num_scored_images"] == 12
+    recorded = json.loads((tmp_path / "metrics.json").read_text())
+    assert len(recorded["regroup_swaps"]) == 2 and "revived_images" in recorded
     assert torch.load(tmp_path / "tensors.pt")["reconstruction"].shape == (12, 3, 32, 32)
 
 

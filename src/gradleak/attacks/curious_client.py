@@ -5,11 +5,12 @@ pseudo-gradient (``attacks.targets``) and inverts it: one dummy batch stands for
 images of the round (peers × batch size), the target's update model replays each peer's τ local
 steps from w_t and averages, and the dummy batch is a low-resolution latent upsampled
 bicubically (s = 4), optimised with Adam (lr 0.1, cosine annealing) on the L2 distance (or
-cosine). Beyond the paper: labels are recovered from the aggregate unless given, the distance
-is normalised by the target's size so that several observed rounds weigh equally when one dummy
-batch is matched to all of them, and an optional learned prior (``options.prior.name``: a DDPM
-or Real-ESRGAN x4plus, see ``gradleak.priors``) refines the result and, for Real-ESRGAN, decodes
-the ¼-size latent in a last matching stage.
+cosine). Beyond the paper: labels are recovered from the aggregate unless given (and, being
+counts with no owner, dealt to the peers by the matching loss between stages:
+``attacks.regrouping``), the distance is normalised by the target's size so that several
+observed rounds weigh equally when one dummy batch is matched to all of them, and an optional
+learned prior (``options.prior.name``: a DDPM or Real-ESRGAN x4plus, see ``gradleak.priors``)
+refines the result and, for Real-ESRGAN, decodes the ¼-size latent in a last matching stage.
 
 Coarse to fine (``refine_scales``, default 2 then 1): the s = 4 latent cannot represent the
 images, so its best fit is also its floor (measured: started *at* the 4×-downsampled truth, the
@@ -58,6 +59,7 @@ from gradleak.attacks.parametrizations import (
     ParametrizationSettings,
     decoded_by,
 )
+from gradleak.attacks.regrouping import regrouped, spread_order
 from gradleak.attacks.regularizers import total_variation
 from gradleak.attacks.revival import dead_images, revived
 from gradleak.attacks.steppers import OPTIMIZERS
@@ -88,6 +90,15 @@ class CuriousClientOptions(AttackOptions):
     revive: bool = True
     """After each stage, redraw the images that collapsed to a flat picture and match that
     stage again (``attacks.revival``), keeping the rerun only if its loss is lower."""
+    deal: Literal["sorted", "spread"] = "sorted"
+    """How recovered labels (counts with no owner) are first dealt to the peers' groups: in
+    sorted order, or in turn so that copies of a label go to different peers (the likelier
+    grouping under i.i.d. data, ``attacks.regrouping.spread_order``)."""
+    regroup: bool = True
+    """With recovered labels and several peers, after each stage but the last, move (image,
+    label) pairs between the peers' groups while that lowers the matching loss
+    (``attacks.regrouping``): the first dealing (``deal``) is a guess, and under τ > 1 local
+    steps which peer holds which label matters. Measured in ``bench/bench_curious_labels.py``."""
 
 
 def scaled(distance: Objective, scales: dict[str, float]) -> Objective:
@@ -212,6 +223,12 @@ class CuriousClient(GradientMatchingAttack):
         best = None
         stages = [opts.scale, *opts.refine_scales]
         revivals: list[int] = []
+        swaps: list[int] = []
+        groups = rounds_of(target)[0].update_model.num_groups
+        owned = self.config.labels == "given" or groups == 1  # each label's peer is known
+        if not owned and opts.deal == "spread":
+            labels = labels[spread_order(labels, groups)]
+        regroup = opts.regroup and not owned
         for stage, scale in enumerate(stages):
             stage_settings = replace(settings, lr=settings.lr / opts.refine_lr_divisor**stage)
 
@@ -236,12 +253,19 @@ class CuriousClient(GradientMatchingAttack):
                 if again.result.best_loss < best.result.best_loss:
                     best = again
                     start = best.parametrization.images().detach().clamp(0, 1)
+            if regroup and stage < len(stages) - 1:
+                # The next stage starts from this one's images: deal them, and their labels,
+                # to the peers whose replay they fit.
+                found = regrouped(loss, start, labels, groups)
+                swaps.append(found.swaps)
+                start, labels = start[found.order], labels[found.order]
         assert best is not None
         images = best.parametrization.images().detach().clamp(0, 1)
         extra: dict[str, Any] = {
             "rounds": len(rounds_of(target)),
             "scales": stages,
             "revived_images": revivals,
+            "regroup_swaps": swaps,
         }
         if opts.prior is None:
             return reconstruction(best, images, labels, **extra)

@@ -27,6 +27,11 @@ from gradleak.experiments.preflight import build_attack, preflight
 from gradleak.experiments.threats import THREATS, Scenario
 from gradleak.runtime import isolated_runtime, resolve_device, signals_held
 
+RECORDED_EXTRA = ("batched_runs", "revived_images", "regroup_swaps")
+"""What an attack did that changes how its result reads, copied from ``Reconstruction.extra``
+into ``metrics.json``: optimised in one batch with other runs' attacks, images redrawn after a
+stage (``attacks.revival``), pairs moved between peers (``attacks.regrouping``)."""
+
 
 def build_metrics(
     config: ExperimentConfig,
@@ -53,8 +58,9 @@ def build_metrics(
     }
     if labels_given:
         metrics["label_accuracy"] = None
-    if "batched_runs" in recon.extra:  # optimised in one batch with other runs' attacks
-        metrics["batched_runs"] = recon.extra["batched_runs"]
+    for key in RECORDED_EXTRA:
+        if key in recon.extra:
+            metrics[key] = recon.extra[key]
     return metrics
 
 
