@@ -206,6 +206,14 @@ class ThreatConfig(Section):
     steer Krum only when the victim is nearly central, so a single round often fails)."""
 
 
+class PlateauConfig(Section):
+    """``attack.stop_on_plateau``: end a trial whose best matching loss fell by less than
+    ``tolerance`` (relative) over the last ``patience`` iterations (``attacks.plateau``)."""
+
+    patience: PositiveInt = 200
+    tolerance: float = Field(default=1e-3, gt=0.0, lt=1.0)
+
+
 class AttackConfig(Section):
     """Knobs shared by the attacks; ``options`` holds attack-specific ones, validated by it."""
 
@@ -235,6 +243,10 @@ class AttackConfig(Section):
     a GPU; on a CPU for small models and batches, by the forward's FLOPs), ``on`` wherever it
     applies (pixels, fixed labels, an elementwise optimiser, no BatchNorm in train mode),
     ``off`` never."""
+    stop_on_plateau: PlateauConfig | None = None
+    """Stop each trial (restart, stage) early once its best loss stalls; checked at the logging
+    steps (``log_every``), so a patience shorter than that acts as ``log_every``. None (the
+    default) runs the whole budget, as the papers do."""
     options: dict[str, Any] = Field(default_factory=dict)
 
 

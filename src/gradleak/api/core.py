@@ -33,7 +33,15 @@ from gradleak.metrics.lpips import LPIPS
 from gradleak.metrics.scoring import score_reconstruction
 from gradleak.runtime import isolated_runtime, resolve_device
 
-SHARED_KNOBS = ("lr", "restarts", "tv_weight", "log_every", "compile")
+SHARED_KNOBS = (
+    "lr",
+    "restarts",
+    "tv_weight",
+    "log_every",
+    "compile",
+    "batch_restarts",
+    "stop_on_plateau",
+)
 """``options`` keys that are every attack's shared settings (``attack.lr`` … in a config)
 rather than the attack's own options."""
 
@@ -76,7 +84,7 @@ def build_attack(
     except PydanticValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
-        where = f"options.{key}" if key in SHARED_KNOBS else key
+        where = f"options.{key}" if str(err["loc"][0]) in SHARED_KNOBS else key
         raise ConfigError(f"{where}: {err['msg']}") from None
     return attack_class(config)
 
@@ -208,7 +216,8 @@ def attack(
     and, when the attacker took part, ``own_update`` (its pseudo-gradient (w_t − w_own) /
     local_lr). ``labels`` given are used (and grant the attack knowledge of them); None
     recovers them. ``options`` are the attack's own options (plus the shared ``lr``,
-    ``restarts``, ``tv_weight``, ``log_every``, ``compile``), validated by it. ``init`` is the
+    ``restarts``, ``tv_weight``, ``log_every``, ``compile``, ``batch_restarts``,
+    ``stop_on_plateau``), validated by it. ``init`` is the
     starting images (B, C, H, W) in [0, 1]; ``callback(iteration, loss)`` sees the progress.
 
     Raises:

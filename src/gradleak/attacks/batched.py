@@ -24,6 +24,7 @@ from torch.func import grad, vmap
 from gradleak.attacks.base import ProgressCallback
 from gradleak.attacks.objectives import Objective
 from gradleak.attacks.optim import SCHEDULERS, LoopSettings
+from gradleak.attacks.plateau import PlateauWatch
 from gradleak.attacks.regularizers import total_variation
 from gradleak.attacks.steppers import OPTIMIZERS, GradientStepper
 from gradleak.fl.functional import Params, cross_entropy, forward
@@ -46,8 +47,11 @@ class BatchedResult:
     """(T,) whether each trial's loss turned NaN or Inf."""
     interrupted: bool = False
     logged: list[tuple[int, Tensor]] = field(default_factory=list)
-    """(iteration, (T,) current losses, NaN for a diverged trial) at the logging steps: the
-    trace of any subset of the trials (one run's restarts among several runs')."""
+    """(iteration, (T,) current losses, NaN for a diverged or stopped trial) at the logging
+    steps: the trace of any subset of the trials (one run's restarts among several runs')."""
+    stopped_at: Tensor | None = None
+    """(T,) iterations each trial ran: fewer than ``iterations`` where the plateau rule stopped
+    it (``LoopSettings.plateau``), as the sequential loop would report it."""
 
     def trace_of(self, trials: slice) -> list[tuple[int, float]]:
         """The lowest live loss of ``trials`` at each logging step where one was alive."""
@@ -105,16 +109,21 @@ def optimize_trials(
     best_losses = torch.full((trials,), math.inf, device=device)
     best = pixels.detach().clone()
     alive = torch.ones(trials, dtype=torch.bool, device=device)
+    # Trials the plateau rule has stopped: frozen like diverged ones, their best kept.
+    running = torch.ones(trials, dtype=torch.bool, device=device)
+    stopped_at = torch.full((trials,), settings.iterations, device=device)
+    watch = PlateauWatch(settings.plateau) if settings.plateau is not None else None
     per_trial = (trials,) + (1,) * (starts.ndim - 1)
     result = BatchedResult(best, best_losses, 0)
     try:
         for step in range(settings.iterations):
             direction, losses = loss_gradient(pixels.detach())
             alive = alive & torch.isfinite(losses)
-            improved = alive & (losses < best_losses)
+            active = alive & running
+            improved = active & (losses < best_losses)
             best_losses = torch.where(improved, losses, best_losses)
             best = torch.where(improved.view(per_trial), pixels.detach(), best)
-            direction = torch.where(alive.view(per_trial), direction, torch.zeros_like(direction))
+            direction = torch.where(active.view(per_trial), direction, torch.zeros_like(direction))
             pixels.grad = direction.sign() if settings.signed else direction
             optimizer.step()
             scheduler.step()
@@ -123,19 +132,26 @@ def optimize_trials(
                     pixels.clamp_(0, 1)
             result.iterations = step + 1
             if step % settings.log_every == 0 or step + 1 == settings.iterations:
-                live = losses[alive]
+                live = losses[active]
                 if live.numel() == 0:
-                    break  # every trial diverged: nothing left to improve
+                    break  # every trial diverged or stopped: nothing left to improve
                 value = float(live.min())
                 result.trace.append((step, value))
                 nan = torch.full_like(losses, math.nan)
-                result.logged.append((step, torch.where(alive, losses, nan).detach()))
+                result.logged.append((step, torch.where(active, losses, nan).detach()))
                 if callback is not None:
                     callback(trials * (step + 1), value)
+                if watch is not None:
+                    stalled = active & watch.stalled(step, best_losses)
+                    stopped_at = torch.where(stalled, step + 1, stopped_at)
+                    running = running & ~stalled
+                    if not bool((alive & running).any()):
+                        break
     except KeyboardInterrupt:
         result.interrupted = True
     result.images = best.clamp(0, 1) if box else best
     result.best_losses, result.diverged = best_losses, ~alive
+    result.stopped_at = stopped_at
     return result
 
 

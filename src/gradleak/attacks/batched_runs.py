@@ -153,13 +153,17 @@ def _chosen(plan: TrialPlan, batched: BatchedResult, trials: slice) -> RestartRe
     holder = plan.trials[chosen]
     holder.start_from(images)
     diverged = batched.diverged is not None and bool(batched.diverged[trials][chosen])
+    ran = batched.iterations
+    if batched.stopped_at is not None:
+        ran = min(ran, int(batched.stopped_at[trials][chosen]))
     result = LoopResult(
         [images.clone()],
         losses[chosen],
-        batched.iterations,
+        ran,
         batched.trace_of(trials),
         diverged=diverged,
         interrupted=batched.interrupted,
+        plateaued=ran < plan.loop.iterations,
     )
     return RestartResult(holder, [], result, chosen, losses)
 

@@ -11,6 +11,7 @@ best images (FedLeak's median filter). The split follows breaching's
 
 from __future__ import annotations
 
+import dataclasses
 from abc import abstractmethod
 from collections.abc import Callable
 
@@ -34,6 +35,7 @@ from gradleak.attacks.parametrizations import (
     ParametrizationSettings,
     PixelParametrization,
 )
+from gradleak.attacks.plateau import PlateauRule
 from gradleak.attacks.target import AttackTarget
 
 Loss = Callable[[Tensor, Tensor], Tensor]
@@ -62,6 +64,13 @@ class GradientMatchingAttack(Attack):
     @abstractmethod
     def loop_settings(self) -> LoopSettings:
         """The optimiser, schedule and step size of every trial."""
+
+    def stopping(self, loop: LoopSettings) -> LoopSettings:
+        """``loop`` with the config's plateau rule (``attack.stop_on_plateau``), if any."""
+        rule = self.config.stop_on_plateau
+        if rule is None:
+            return loop
+        return dataclasses.replace(loop, plateau=PlateauRule(rule.patience, rule.tolerance))
 
     def fixed_labels(self, target: AttackTarget) -> Tensor | None:
         """The labels the images are matched with; None optimises soft labels jointly."""
@@ -108,6 +117,7 @@ class GradientMatchingAttack(Attack):
         With ``labels`` None each trial also optimises soft labels (logits drawn after the
         images), returned as the best restart's only extra tensor.
         """
+        loop = self.stopping(loop)
         shape = (target.num_images, *target.image_shape)
         draws = generator if generator is not None else trial_generator()
         step = self.compiled_step(loss, labels, factory) if self.config.compile else None
@@ -153,7 +163,7 @@ class GradientMatchingAttack(Attack):
         labels = self.fixed_labels(target)
         factory, settings = self.parametrization()
         loss = self.loss(target)
-        loop = self.loop_settings()
+        loop = self.stopping(self.loop_settings())
         if labels is None or not isinstance(loss, MatchingLoss):
             return None
         if batched_restarts_unsupported(loss, labels, factory, settings, loop, target):

@@ -81,7 +81,12 @@ def reconstruction(
         trace=result.trace,
         diverged=result.diverged,
         interrupted=result.interrupted,
-        extra={"best_restart": best.restart, "restart_losses": best.losses, **extra},
+        extra={
+            "best_restart": best.restart,
+            "restart_losses": best.losses,
+            **({"stopped_on_plateau": True} if result.plateaued else {}),
+            **extra,
+        },
     )
 
 

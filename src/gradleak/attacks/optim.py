@@ -3,8 +3,8 @@
 It owns what every attack needs and none should rewrite: optimiser and schedule construction,
 the projection after each step, keeping the best iterate over *every* loss evaluation (L-BFGS
 and look-ahead steps evaluate several points per iteration), stopping on a NaN/Inf loss
-(divergence) or on Ctrl-C (interruption) without losing the best reconstruction so far, and
-reporting progress.
+(divergence), on Ctrl-C (interruption) or on a plateau of the best loss (``attacks.plateau``,
+when asked) without losing the best reconstruction so far, and reporting progress.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from torch import Tensor
 
 from gradleak.attacks.base import ProgressCallback
 from gradleak.attacks.parametrizations import Parametrization
+from gradleak.attacks.plateau import PlateauRule, PlateauWatch
 from gradleak.attacks.steppers import OPTIMIZERS, LineSearch, StepSettings
 from gradleak.registry import Registry
 
@@ -47,6 +48,8 @@ class LoopSettings:
     lookahead_weight: float = 0.3
     lbfgs_inner: int = 20
     lbfgs_line_search: LineSearch = "none"
+    plateau: PlateauRule | None = None
+    """Stop a trial early when its best loss stalls (checked at logging steps); None never."""
 
     def step_settings(self) -> StepSettings:
         return StepSettings(
@@ -67,6 +70,8 @@ class LoopResult:
     trace: list[tuple[int, float]] = field(default_factory=list)
     diverged: bool = False
     interrupted: bool = False
+    plateaued: bool = False
+    """Stopped by ``LoopSettings.plateau`` before the budget ran out."""
 
 
 class _Diverged(Exception):
@@ -122,6 +127,7 @@ def optimize(
     keeper = _BestKeeper(parametrization, extra, result)
     result.best_state = keeper.snapshot()
     evaluate = keeper.wrap(loss_fn)
+    watch = PlateauWatch(settings.plateau) if settings.plateau is not None else None
     try:
         for step in range(settings.iterations):
             value = stepper.step(evaluate)
@@ -132,6 +138,12 @@ def optimize(
                 result.trace.append((offset + step, value))
                 if callback is not None:
                     callback(offset + step + 1, value)
+                if (
+                    watch is not None
+                    and watch.stalled(step, torch.tensor([result.best_loss])).all()
+                ):
+                    result.plateaued = step + 1 < settings.iterations
+                    break
     except _Diverged:
         result.diverged = True
     except KeyboardInterrupt:

@@ -27,10 +27,11 @@ from gradleak.experiments.preflight import build_attack, preflight
 from gradleak.experiments.threats import THREATS, Scenario
 from gradleak.runtime import isolated_runtime, resolve_device, signals_held
 
-RECORDED_EXTRA = ("batched_runs", "revived_images", "regroup_swaps")
+RECORDED_EXTRA = ("batched_runs", "revived_images", "regroup_swaps", "stopped_on_plateau")
 """What an attack did that changes how its result reads, copied from ``Reconstruction.extra``
 into ``metrics.json``: optimised in one batch with other runs' attacks, images redrawn after a
-stage (``attacks.revival``), pairs moved between peers (``attacks.regrouping``)."""
+stage (``attacks.revival``), pairs moved between peers (``attacks.regrouping``), stopped early
+on a plateau of the loss (``attacks.plateau``)."""
 
 
 def build_metrics(
