@@ -16,7 +16,7 @@ Prints, per data set and variant, matched PSNR and SSIM as mean ± 95 % Student-
 over the seeds, the per-seed figures, and the label accuracy.
 
     python bench/bench_curious_labels.py --out DIR [--seeds 0 1 2] [--data cifar10 cifar100]
-        [--variants sorted sorted+regroup spread+regroup given] [--jobs 2]
+        [--variants sorted sorted+regroup spread+regroup given] [--jobs 2] [--iterations 300]
 """
 
 from __future__ import annotations
@@ -45,14 +45,15 @@ def folder(out: Path, data: str, variant: str, seed: int) -> Path:
     return out / f"{data}_{variant.replace('+', '-')}_s{seed}"
 
 
-def command(data: str, variant: str, seed: int, output: Path) -> list[str]:
-    sets = [f"seed={seed}", f"data.name={data}", *VARIANTS[variant]]
+def command(data: str, variant: str, seed: int, output: Path, iterations: int) -> list[str]:
+    sets = [f"seed={seed}", f"data.name={data}", f"attack.iterations={iterations}"]
+    sets += VARIANTS[variant]
     gradleak = Path(sys.executable).with_name("gradleak")
     args = [str(gradleak), "run", str(CONFIG), "-o", str(output), "--overwrite"]
     return args + [part for s in sets for part in ("--set", s)]
 
 
-def run_cells(cells: list[tuple[str, str, int]], out: Path, jobs: int) -> None:
+def run_cells(cells: list[tuple[str, str, int]], out: Path, jobs: int, iterations: int) -> None:
     """Every cell without a finished folder, ``jobs`` at a time, each on one thread."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     todo = [c for c in cells if not (folder(out, *c) / "metrics.json").exists()]
@@ -62,7 +63,9 @@ def run_cells(cells: list[tuple[str, str, int]], out: Path, jobs: int) -> None:
             cell = todo.pop(0)
             path = folder(out, *cell)
             with (out / f"{path.name}.log").open("wb") as log:  # the child keeps its copy
-                proc = subprocess.Popen(command(*cell, path), stdout=log, stderr=log, env=env)
+                proc = subprocess.Popen(
+                    command(*cell, path, iterations), stdout=log, stderr=log, env=env
+                )
             running.append((proc, cell))
         time.sleep(2)
         for proc, cell in [r for r in running if r[0].poll() is not None]:
@@ -98,12 +101,18 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", default=["cifar10", "cifar100"])
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=300,
+        help="Per stage (the shipped 300); give each budget its own --out folder.",
+    )
     parser.add_argument("--summary-only", action="store_true", help="Print what is there.")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     cells = [(d, v, s) for d in args.data for v in args.variants for s in args.seeds]
     if not args.summary_only:
-        run_cells(cells, args.out, args.jobs)
+        run_cells(cells, args.out, args.jobs, args.iterations)
     summary(cells, args.out)
 
 
