@@ -244,9 +244,10 @@ class AttackConfig(Section):
     applies (pixels, fixed labels, an elementwise optimiser, no BatchNorm in train mode),
     ``off`` never."""
     stop_on_plateau: PlateauConfig | None = None
-    """Stop each trial (restart, stage) early once its best loss stalls; checked at the logging
-    steps (``log_every``), so a patience shorter than that acts as ``log_every``. None (the
-    default) runs the whole budget, as the papers do."""
+    """Stop each trial (restart, curious-client stage; LAMP: chunk between reorderings) early
+    once its best loss stalls; checked at the logging steps (``log_every``), so a patience
+    shorter than that acts as ``log_every``. None (the default) runs the whole budget, as the
+    papers do."""
     options: dict[str, Any] = Field(default_factory=dict)
 
 

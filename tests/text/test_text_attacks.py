@@ -270,3 +270,17 @@ def test_simplex_parametrization_runs(lee: tuple[TextDataset, TextTokenizer], na
     recon = attack.reconstruct(target)
     assert recon.images.shape == ids.shape and recon.iterations == 6 and not recon.diverged
     assert set(recon.images.flatten().tolist()) <= set(ids.flatten().tolist())
+
+
+@pytest.mark.parametrize("name", TEXT_ATTACKS)
+def test_text_attacks_stop_on_a_plateau(lee: tuple[TextDataset, TextTokenizer], name: str) -> None:
+    """``attack.stop_on_plateau`` reaches the text loops too (LAMP's per chunk): a rule that
+    any trial meets (less than a 90 % fall over 5 iterations) ends the run early."""
+    target, _ = _target(lee, [5])
+    options: dict[str, object] = {"lm_weight": 0.0} if name == "lamp" else {}
+    rule = {"patience": 5, "tolerance": 0.9}
+    config = AttackConfig(name=name, iterations=200, log_every=1, options=options,
+                          stop_on_plateau=rule)  # fmt: skip
+    torch.manual_seed(0)
+    recon = ATTACKS.get(name)(config).reconstruct(target)
+    assert recon.iterations < 200

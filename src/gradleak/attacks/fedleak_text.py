@@ -10,9 +10,12 @@ embeddings are projected to the recovered token set instead (``attacks.text_inve
 
 from __future__ import annotations
 
+import dataclasses
+
 from gradleak.attacks.base import ATTACKS
 from gradleak.attacks.fedleak import FedLeakMatchingOptions
 from gradleak.attacks.objectives import PartialMatching
+from gradleak.attacks.plateau import rule_from
 from gradleak.attacks.target import AttackTarget
 from gradleak.attacks.text_inversion import (
     TextInversionAttack,
@@ -44,4 +47,5 @@ class FedLeakText(TextInversionAttack):
         settings = self.options.loop_settings(
             self.config.iterations, self.lr, self.config.log_every
         )
+        settings = dataclasses.replace(settings, plateau=rule_from(self.config.stop_on_plateau))
         return plain_trial(lambda emb: matching(emb, problem.labels), settings)

@@ -35,7 +35,7 @@ from gradleak.attacks.parametrizations import (
     ParametrizationSettings,
     PixelParametrization,
 )
-from gradleak.attacks.plateau import PlateauRule
+from gradleak.attacks.plateau import rule_from
 from gradleak.attacks.target import AttackTarget
 
 Loss = Callable[[Tensor, Tensor], Tensor]
@@ -67,10 +67,7 @@ class GradientMatchingAttack(Attack):
 
     def stopping(self, loop: LoopSettings) -> LoopSettings:
         """``loop`` with the config's plateau rule (``attack.stop_on_plateau``), if any."""
-        rule = self.config.stop_on_plateau
-        if rule is None:
-            return loop
-        return dataclasses.replace(loop, plateau=PlateauRule(rule.patience, rule.tolerance))
+        return dataclasses.replace(loop, plateau=rule_from(self.config.stop_on_plateau))
 
     def fixed_labels(self, target: AttackTarget) -> Tensor | None:
         """The labels the images are matched with; None optimises soft labels jointly."""

@@ -33,6 +33,7 @@ from gradleak.attacks.base import ATTACKS, ProgressCallback
 from gradleak.attacks.matching import trial_generator
 from gradleak.attacks.objectives import OBJECTIVES
 from gradleak.attacks.optim import LoopResult, LoopSettings, optimize, restore
+from gradleak.attacks.plateau import rule_from
 from gradleak.attacks.target import AttackTarget
 from gradleak.attacks.text_inversion import (
     EmbeddingParametrization,
@@ -202,14 +203,16 @@ class Lamp(TextInversionAttack):
             param: EmbeddingParametrization, offset: int, callback: ProgressCallback | None
         ) -> LoopResult:
             record = LoopResult([], math.inf, 0)
+            plateau = rule_from(self.config.stop_on_plateau)
             for chunk in range(chunks):
                 steps = min(opts.swap_every, iterations - chunk * opts.swap_every)
                 # A cosine decay over the whole run, read at each chunk's start (each chunk
                 # starts a fresh Adam: a reordering moves rows, their moments do not follow).
                 lr = self.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * chunk / chunks)))
                 settings = LoopSettings(
-                    steps, lr, "adam", "constant", signed=False, log_every=self.config.log_every
-                )
+                    steps, lr, "adam", "constant", signed=False,
+                    log_every=self.config.log_every, plateau=plateau,
+                )  # fmt: skip
                 part = optimize(
                     param, lambda: loss(param.images()), settings, callback, None,
                     offset + record.iterations,
@@ -219,8 +222,9 @@ class Lamp(TextInversionAttack):
                 record.iterations += part.iterations
                 record.best_loss = min(record.best_loss, part.best_loss)
                 record.diverged, record.interrupted = part.diverged, part.interrupted
-                if part.diverged or part.interrupted:
-                    break
+                record.plateaued = part.plateaued
+                if part.diverged or part.interrupted or part.plateaued:
+                    break  # a stalled chunk ends the run (the rule is per chunk)
                 self._reorder(param, problem, matching, lm, proposals)
             record.best_state = param.state()
             return record

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from gradleak.config import PlateauConfig
+
 
 @dataclass(frozen=True)
 class PlateauRule:
@@ -32,6 +34,11 @@ class PlateauRule:
     def __post_init__(self) -> None:
         if self.patience < 1 or not 0.0 < self.tolerance < 1.0:
             raise ValueError(f"a plateau rule needs patience >= 1 and 0 < tolerance < 1: {self}")
+
+
+def rule_from(config: PlateauConfig | None) -> PlateauRule | None:
+    """The loop's rule for ``attack.stop_on_plateau`` (None: run the whole budget)."""
+    return None if config is None else PlateauRule(config.patience, config.tolerance)
 
 
 class PlateauWatch:

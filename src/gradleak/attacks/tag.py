@@ -15,6 +15,7 @@ from torch import Tensor
 from gradleak.attacks.base import ATTACKS
 from gradleak.attacks.objectives import Objective, l1_distance, l2_distance
 from gradleak.attacks.optim import SCHEDULERS, LoopSettings
+from gradleak.attacks.plateau import rule_from
 from gradleak.attacks.steppers import OPTIMIZERS
 from gradleak.attacks.target import AttackTarget
 from gradleak.attacks.text_inversion import (
@@ -71,5 +72,6 @@ class Tag(TextInversionAttack):
             self.options.schedule,
             signed=False,
             log_every=self.config.log_every,
+            plateau=rule_from(self.config.stop_on_plateau),
         )
         return plain_trial(lambda emb: matching(emb, problem.labels), settings)
