@@ -40,15 +40,21 @@ def _floor_loss(floor: float):
     return loss
 
 
+def _ones() -> PixelParametrization:
+    """Pixels starting at 1 everywhere (the floors below are reached from there)."""
+    param = PixelParametrization(SHAPE, torch.Generator(), torch.device("cpu"),
+                                 ParametrizationSettings())  # fmt: skip
+    param.start_from(torch.ones(SHAPE))
+    return param
+
+
 def _settings(iterations: int = 200) -> LoopSettings:
     rule = PlateauRule(patience=10, tolerance=1e-3)
     return LoopSettings(iterations, 0.01, "adam", "constant", True, 1, plateau=rule)
 
 
 def _sequential(floor: float, settings: LoopSettings) -> int:
-    param = PixelParametrization(SHAPE, torch.Generator(), torch.device("cpu"),
-                                 ParametrizationSettings())  # fmt: skip
-    param.start_from(torch.ones(SHAPE))
+    param = _ones()
     loss = _floor_loss(floor)
     result = optimize(param, lambda: loss(param.images()), settings)
     assert result.plateaued and result.best_loss == pytest.approx(1.0, abs=1e-6)
@@ -74,9 +80,7 @@ def test_batched_trials_stop_where_each_would_alone() -> None:
 
 def test_without_a_rule_the_whole_budget_runs() -> None:
     settings = LoopSettings(60, 0.01, "adam", "constant", True, 1)
-    param = PixelParametrization(SHAPE, torch.Generator(), torch.device("cpu"),
-                                 ParametrizationSettings())  # fmt: skip
-    param.start_from(torch.ones(SHAPE))
+    param = _ones()
     loss = _floor_loss(0.9)
     result = optimize(param, lambda: loss(param.images()), settings)
     assert result.iterations == 60 and not result.plateaued
