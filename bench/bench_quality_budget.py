@@ -14,7 +14,14 @@ scores what the attack returns (its lowest-loss iterate, median-filtered for Fed
     OMP_NUM_THREADS=1 python bench/bench_quality_budget.py [--quick] [--iterations 400]
         [--seconds 1800] [--datasets cifar10 cifar100] [--batches 1 4 16]
         [--attacks fedleak inverting_gradients] [--seeds 1] [--set KEY=VALUE ...]
-        [--out bench/results/quality_budget.png]
+        [--out bench/results/quality_budget.png] [--record cells.jsonl]
+    python bench/bench_quality_budget.py --replot cells.jsonl [more.jsonl ...] [--out curves.png]
+
+``--record`` appends every finished cell to a JSON-lines file as soon as it is scored (a killed
+run keeps the cells it finished; several processes can each run some seeds), and ``--replot``
+reads such files back without running anything: both end with the summary over seeds (mean ±
+sample sd of what each attack returns, and FedLeak's paired gain over Inverting Gradients) and,
+with ``--out``, the curves averaged over seeds.
 
 ``--set`` takes preset overrides (``attack.options.generator_width=64``, ``model.width=32``,
 ``attack.lr=0.02``); ``--seconds`` stops a run early at that wall time (the schedule was laid
@@ -24,7 +31,10 @@ out for ``--iterations``, so a stopped run has not annealed: pick the iterations
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,6 +77,25 @@ class Cell:
     @property
     def name(self) -> str:
         return f"{self.attack} {self.dataset} B={self.batch} seed {self.seed}"
+
+    @property
+    def group(self) -> tuple[str, str, int]:
+        """What seeds are averaged over: the attack, the data set and the batch."""
+        return self.attack, self.dataset, self.batch
+
+    def to_json(self) -> str:
+        points = [[p.iteration, p.wall, p.psnr, p.ssim] for p in self.points]
+        return json.dumps({**{k: getattr(self, k) for k in KEYS}, "points": points})
+
+    @classmethod
+    def from_json(cls, line: str) -> Cell:
+        raw = json.loads(line)
+        cell = cls(str(raw["dataset"]), int(raw["batch"]), str(raw["attack"]), int(raw["seed"]))
+        cell.points = [Point(int(i), float(w), float(p), float(s)) for i, w, p, s in raw["points"]]
+        return cell
+
+
+KEYS = ("dataset", "batch", "attack", "seed")
 
 
 def checkpoints(iterations: int) -> set[int]:
@@ -183,29 +212,94 @@ def print_cell(cell: Cell) -> None:
         )
 
 
+def grouped(cells: list[Cell]) -> dict[tuple[str, str, int], list[Cell]]:
+    groups: dict[tuple[str, str, int], list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(cell.group, []).append(cell)
+    return groups
+
+
+def mean_curve(cells: list[Cell]) -> list[Point]:
+    """The live checkpoints averaged over seeds (cells of one group share their iterations)."""
+    lives = [cell.points[:-1] or cell.points for cell in cells]
+    length = min(len(live) for live in lives)
+    return [
+        Point(
+            lives[0][k].iteration,
+            statistics.fmean(live[k].wall for live in lives),
+            statistics.fmean(live[k].psnr for live in lives),
+            statistics.fmean(live[k].ssim for live in lives),
+        )
+        for k in range(length)
+    ]
+
+
+def spread(values: list[float], digits: int = 2) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.{digits}f} ± {sd:.{digits}f}"
+
+
+def print_summary(cells: list[Cell]) -> None:
+    """What each attack returns, over seeds; FedLeak minus Inverting Gradients paired by seed."""
+    groups = grouped(cells)
+    print("\n| attack | data set | B | seeds | matched PSNR dB (mean ± sd) | SSIM | wall s |")
+    print("|---|---|---|---|---|---|---|")
+    for (attack, dataset, batch), members in sorted(groups.items()):
+        finals = [cell.points[-1] for cell in members]
+        print(
+            f"| {attack} | {dataset} | {batch} | {len(members)} | "
+            f"{spread([p.psnr for p in finals])} | {spread([p.ssim for p in finals], 3)} | "
+            f"{statistics.fmean(p.wall for p in finals):.0f} |"
+        )
+    for (attack, dataset, batch), members in sorted(groups.items()):
+        if attack != "fedleak":
+            continue
+        baseline = {c.seed: c for c in groups.get(("inverting_gradients", dataset, batch), [])}
+        gains = [
+            c.points[-1].psnr - baseline[c.seed].points[-1].psnr
+            for c in members
+            if c.seed in baseline
+        ]
+        if gains:
+            print(
+                f"FedLeak − Inverting Gradients, {dataset} B={batch}: {spread(gains)} dB "
+                f"matched PSNR over {len(gains)} paired seeds"
+            )
+
+
 def plot(cells: list[Cell], out: Path) -> None:
+    """PSNR and SSIM against iterations and wall time, each curve the mean over its seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharey="row")
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharey="row")
     styles = {"fedleak": "-", "inverting_gradients": "--"}
-    for cell in cells:
-        live = cell.points[:-1] or cell.points
+    for (attack, dataset, batch), members in sorted(grouped(cells).items()):
+        curve = mean_curve(members)
+        label = f"{attack} {dataset} B={batch} ({len(members)} seeds)"
         for row, metric in enumerate(("psnr", "ssim")):
             for col, axis in enumerate(("iteration", "wall")):
-                xs = [getattr(p, axis) for p in live]
-                ys = [getattr(p, metric) for p in live]
-                axes[row][col].plot(
-                    xs, ys, styles.get(cell.attack, ":"), marker=".", label=cell.name
-                )
+                xs = [getattr(p, axis) for p in curve]
+                ys = [getattr(p, metric) for p in curve]
+                axes[row][col].plot(xs, ys, styles.get(attack, ":"), marker=".", label=label)
                 axes[row][col].set_xlabel("iterations" if axis == "iteration" else "wall s")
                 axes[row][col].set_ylabel("matched PSNR (dB)" if metric == "psnr" else "SSIM")
-    axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
+                axes[row][col].set_xscale("log")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7)
+    rows = math.ceil(len(labels) / 3)
+    fig.tight_layout(rect=(0, 0.025 * rows + 0.02, 1, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=70)
+
+
+def finish(cells: list[Cell], out: Path | None) -> None:
+    print_summary(cells)
+    if out is not None:
+        plot(cells, out)
+        print(f"curves: {out}")
 
 
 def main() -> None:
@@ -220,8 +314,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="wall cap per attack")
     parser.add_argument("--quick", action="store_true", help="20 iterations, B=1 and 4 only")
     parser.add_argument("--out", type=Path, default=None, help="PNG of the curves")
+    parser.add_argument("--record", type=Path, default=None, help="append cells as JSON lines")
+    parser.add_argument("--replot", type=Path, nargs="+", default=None, help="recorded cells")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.replot is not None:
+        lines = [line for path in args.replot for line in path.read_text().splitlines()]
+        finish([Cell.from_json(line) for line in lines if line.strip()], args.out)
+        return
     config = load_config(args.preset, args.overrides)
     iterations = args.iterations or config.attack.iterations
     batches = args.batches
@@ -247,10 +347,11 @@ def main() -> None:
                     )
                     print_cell(cell)
                     cells.append(cell)
+                    if args.record is not None:
+                        with args.record.open("a") as record:
+                            record.write(cell.to_json() + "\n")
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
-    if args.out is not None:
-        plot(cells, args.out)
-        print(f"curves: {args.out}")
+    finish(cells, args.out)
 
 
 if __name__ == "__main__":
