@@ -32,5 +32,13 @@ def test_batchnorm_matching_needs_buffers() -> None:
 
 
 def test_unknown_option_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"attack\.options\.mask for fedleak"):
+    with pytest.raises(
+        ConfigError, match=r"attack\.options\.mask is not an option of fedleak"
+    ) as err:
         ATTACKS.get("fedleak")(AttackConfig(name="fedleak", options={"mask": "x"}))
+    assert "keep" in str(err.value) and "attack.options={}" in str(err.value)
+
+
+def test_a_bad_option_value_names_the_option() -> None:
+    with pytest.raises(ConfigError, match=r"attack\.options\.keep for fedleak"):
+        ATTACKS.get("fedleak")(AttackConfig(name="fedleak", options={"keep": 2.0}))

@@ -71,6 +71,17 @@ def test_bad_config_exits_2_with_one_line(
     assert len(err.splitlines()) == 1
 
 
+def test_swapping_the_attack_of_a_preset_says_how_to_drop_its_options(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    preset = str(Path(DEMO).parent / "presets" / "fedleak_b16_cpu.yaml")
+    args = ["run", preset, "--set", "attack.name=inverting_gradients", "--output", "/tmp/never"]
+    assert run_cli(args, monkeypatch) == 2
+    err = capsys.readouterr().err.strip()
+    assert "generator_width is not an option of inverting_gradients" in err
+    assert "--set 'attack.options={}'" in err and len(err.splitlines()) == 1
+
+
 def test_training_with_client_labels_exits_2_with_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -74,13 +74,24 @@ class Attack(ABC):
     default_tv_weight: ClassVar[float] = 1e-4
     """This attack's total-variation weight when ``attack.tv_weight`` is unset (None)."""
 
+    def _options_error(self, exc: PydanticValidationError) -> str:
+        """One line; an unknown option gets this attack's own names and the way to its defaults
+        (options written for another attack: ``--set attack.name=X`` on a preset keeps them)."""
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] != "extra_forbidden":
+            return f"attack.options.{key} for {self.name}: {err['msg']}"
+        known = ", ".join(sorted(self.Options.model_fields)) or "none"
+        return (
+            f"attack.options.{key} is not an option of {self.name} (its options: {known}); "
+            "written for another attack? --set 'attack.options={}' runs it with its defaults"
+        )
+
     def __init__(self, config: AttackConfig) -> None:
         try:
             self.options = self.Options.model_validate(config.options)
         except PydanticValidationError as exc:
-            err = exc.errors()[0]
-            key = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(f"attack.options.{key} for {self.name}: {err['msg']}") from None
+            raise ConfigError(self._options_error(exc)) from None
         self.lr: float = self.default_lr if config.lr is None else config.lr
         tv_weight = config.tv_weight
         self.tv_weight: float = self.default_tv_weight if tv_weight is None else tv_weight
