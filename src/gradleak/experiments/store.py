@@ -176,6 +176,30 @@ def _connect(path: Path, create: bool) -> sqlite3.Connection:
     return conn
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Put the file in WAL mode (a property of the file, kept once set).
+
+    Converting the journal needs exclusive access, and SQLite does not run the busy handler for
+    it: two sweeps opening one fresh store together could fail at once with "database is
+    locked" whatever ``busy_timeout`` says. So the mode is read first (after the first open
+    there is nothing to do), and a refused conversion is retried with backoff within the same
+    budget; another sweep finishing the conversion meanwhile counts as done."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() == "wal" or time.monotonic() > deadline:
+                return  # past the budget a refused switch leaves the rollback journal: slower
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
 def _read_meta(conn: sqlite3.Connection, path: Path) -> dict[str, str] | None:
     """The store's meta table; None for an SQLite file with no tables at all (a fresh store
     that another sweep is creating at this moment, or an empty file)."""
@@ -234,7 +258,7 @@ class ResultStore:
         store = cls(_connect(path, create=True), path)
         try:
             with store._guard():
-                store._conn.execute("PRAGMA journal_mode = WAL")
+                _use_wal(store._conn)
                 store._conn.execute("PRAGMA synchronous = NORMAL")
             with store._transaction() as conn:
                 meta = _read_meta(conn, path)
