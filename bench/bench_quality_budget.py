@@ -14,14 +14,18 @@ scores what the attack returns (its lowest-loss iterate, median-filtered for Fed
     OMP_NUM_THREADS=1 python bench/bench_quality_budget.py [--quick] [--iterations 400]
         [--seconds 1800] [--datasets cifar10 cifar100] [--batches 1 4 16]
         [--attacks fedleak inverting_gradients] [--seeds 1] [--set KEY=VALUE ...]
-        [--out bench/results/quality_budget.png] [--record cells.jsonl]
+        [--out bench/results/quality_budget.png] [--record cells.jsonl] [--pictures DIR]
     python bench/bench_quality_budget.py --replot cells.jsonl [more.jsonl ...] [--out curves.png]
 
 ``--record`` appends every finished cell to a JSON-lines file as soon as it is scored (a killed
 run keeps the cells it finished; several processes can each run some seeds), and ``--replot``
 reads such files back without running anything: both end with the summary over seeds (mean ±
 sample sd of what each attack returns, and FedLeak's paired gain over Inverting Gradients) and,
-with ``--out``, the curves averaged over seeds.
+with ``--out``, the curves averaged over seeds. ``--pictures DIR`` saves each cell's returned
+images under the true ones (matched, PSNR under each) as ``DIR/<attack>_<data>_B<batch>_seed<seed>.png``:
+the goal is judged on the pictures as much as on the numbers. ``--medians 1 3 5`` also scores
+FedLeak's returned images under each output median kernel (the filter is applied after the
+optimisation, so one run answers for every kernel; 1 is no filter).
 
 ``--set`` takes preset overrides (``attack.options.generator_width=64``, ``model.width=32``,
 ``attack.lr=0.02``); ``--seconds`` stops a run early at that wall time (the schedule was laid
@@ -34,6 +38,7 @@ import argparse
 import json
 import math
 import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -185,7 +190,35 @@ def attack_config(config: ExperimentConfig, name: str, iterations: int) -> Attac
     return base.model_copy(update={"iterations": iterations, "log_every": 1})
 
 
-def run_cell(config: ExperimentConfig, cell: Cell, iterations: int, seconds: float | None) -> Cell:
+def save_picture(cell: Cell, recon: Tensor, truth: Tensor, folder: Path) -> Path:
+    """The returned images, each under the true image it is matched to, PSNR beneath."""
+    from gradleak.experiments.pictures import save_reconstruction_grid
+
+    report = score_reconstruction(recon, truth)
+    pairs = sorted(report.per_image, key=lambda row: int(row["index"]))
+    matched = recon[[int(row["matched_to"]) for row in pairs]]
+    path = folder / f"{cell.attack}_{cell.dataset}_B{cell.batch}_seed{cell.seed}.png"
+    folder.mkdir(parents=True, exist_ok=True)
+    title = f"{cell.name}: {report.psnr_mean:.2f} dB matched, SSIM {report.ssim_mean:.3f}"
+    save_reconstruction_grid(
+        truth[[int(row["index"]) for row in pairs]],
+        matched,
+        [float(row["psnr"]) for row in pairs],
+        path,
+        title=title,
+        max_columns=8,
+    )
+    return path
+
+
+def run_cell(
+    config: ExperimentConfig,
+    cell: Cell,
+    iterations: int,
+    seconds: float | None,
+    pictures: Path | None = None,
+    medians: list[int] | None = None,
+) -> Cell:
     target, truth = make_target(config, cell.batch, cell.seed)
     attack = ATTACKS.get(cell.attack)(attack_config(config, cell.attack, iterations))
     assert isinstance(attack, GradientMatchingAttack)
@@ -200,6 +233,17 @@ def run_cell(config: ExperimentConfig, cell: Cell, iterations: int, seconds: flo
         *recorder.points,
         Point(recon.iterations, wall, report.psnr_mean, report.ssim_mean),
     ]
+    if pictures is not None:
+        save_picture(cell, recon.images, truth, pictures)
+    unfiltered = recon.extra.get("unfiltered")
+    kernels = medians if medians and unfiltered is not None else []
+    for kernel in kernels:
+        filtered = score_reconstruction(median_filter(unfiltered, kernel), truth)
+        print(
+            f"{cell.name}: returned images under a {kernel}x{kernel} median: "
+            f"{filtered.psnr_mean:.2f} dB / SSIM {filtered.ssim_mean:.3f}",
+            flush=True,
+        )
     return cell
 
 
@@ -295,6 +339,19 @@ def plot(cells: list[Cell], out: Path) -> None:
     fig.savefig(out, dpi=70)
 
 
+def machine() -> str:
+    """This machine's CPU and core count, as the kernel names them (for the log's header)."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores"
+
+
 def finish(cells: list[Cell], out: Path | None) -> None:
     print_summary(cells)
     if out is not None:
@@ -316,6 +373,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="PNG of the curves")
     parser.add_argument("--record", type=Path, default=None, help="append cells as JSON lines")
     parser.add_argument("--replot", type=Path, nargs="+", default=None, help="recorded cells")
+    parser.add_argument("--pictures", type=Path, default=None, help="folder for image grids")
+    parser.add_argument("--medians", type=int, nargs="+", default=None, help="FedLeak kernels")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.replot is not None:
@@ -331,7 +390,7 @@ def main() -> None:
         f"preset {args.preset.name} {' '.join(args.overrides)}; model {config.model.name} "
         f"width {config.model.width} {config.model.activation}; {iterations} iterations, "
         f"wall cap {args.seconds} s; 1 thread; load average at start {os.getloadavg()[0]:.2f} "
-        f"(AMD EPYC, 2 cores, shared)\n"
+        f"({machine()})\n"
     )
     print("| cell | iteration | wall s | matched PSNR dB | SSIM |")
     print("|---|---|---|---|---|")
@@ -343,7 +402,12 @@ def main() -> None:
                     data = config.data.model_copy(update={"name": dataset})
                     cell = Cell(dataset, batch, name, seed)
                     run_cell(
-                        config.model_copy(update={"data": data}), cell, iterations, args.seconds
+                        config.model_copy(update={"data": data}),
+                        cell,
+                        iterations,
+                        args.seconds,
+                        args.pictures,
+                        args.medians,
                     )
                     print_cell(cell)
                     cells.append(cell)
