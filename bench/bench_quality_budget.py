@@ -57,7 +57,7 @@ from gradleak.attacks.target import AttackTarget, target_from_batch
 from gradleak.config import AttackConfig, ExperimentConfig, load_config
 from gradleak.data import load_dataset
 from gradleak.fl.knowledge import Capabilities
-from gradleak.metrics.scoring import score_reconstruction
+from gradleak.metrics.scoring import ScoreReport, score_reconstruction
 from gradleak.models import build_model
 
 PRESET = Path(__file__).resolve().parents[1] / "configs" / "presets" / "fedleak_b16_cpu.yaml"
@@ -190,25 +190,23 @@ def attack_config(config: ExperimentConfig, name: str, iterations: int) -> Attac
     return base.model_copy(update={"iterations": iterations, "log_every": 1})
 
 
-def save_picture(cell: Cell, recon: Tensor, truth: Tensor, folder: Path) -> Path:
-    """The returned images, each under the true image it is matched to, PSNR beneath."""
+def save_picture(
+    cell: Cell, recon: Tensor, truth: Tensor, report: ScoreReport, folder: Path
+) -> None:
+    """The returned images, each under the true image ``report`` matched it to, PSNR beneath
+    (``per_image`` is already in true-image order)."""
     from gradleak.experiments.pictures import save_reconstruction_grid
 
-    report = score_reconstruction(recon, truth)
-    pairs = sorted(report.per_image, key=lambda row: int(row["index"]))
-    matched = recon[[int(row["matched_to"]) for row in pairs]]
-    path = folder / f"{cell.attack}_{cell.dataset}_B{cell.batch}_seed{cell.seed}.png"
+    pairs = report.per_image
     folder.mkdir(parents=True, exist_ok=True)
-    title = f"{cell.name}: {report.psnr_mean:.2f} dB matched, SSIM {report.ssim_mean:.3f}"
     save_reconstruction_grid(
         truth[[int(row["index"]) for row in pairs]],
-        matched,
+        recon[[int(row["matched_to"]) for row in pairs]],
         [float(row["psnr"]) for row in pairs],
-        path,
-        title=title,
+        folder / f"{cell.attack}_{cell.dataset}_B{cell.batch}_seed{cell.seed}.png",
+        title=f"{cell.name}: {report.psnr_mean:.2f} dB matched, SSIM {report.ssim_mean:.3f}",
         max_columns=8,
     )
-    return path
 
 
 def run_cell(
@@ -234,7 +232,7 @@ def run_cell(
         Point(recon.iterations, wall, report.psnr_mean, report.ssim_mean),
     ]
     if pictures is not None:
-        save_picture(cell, recon.images, truth, pictures)
+        save_picture(cell, recon.images, truth, report, pictures)
     unfiltered = recon.extra.get("unfiltered")
     kernels = medians if medians and unfiltered is not None else []
     for kernel in kernels:
