@@ -115,22 +115,22 @@ def test_the_api_reproduces_gradleak_run_exactly(tmp_path: Path, labels: str) ->
     with torch.no_grad():
         for name, param in model.named_parameters():
             param.copy_(target.parameters[name])
-    # The API runs at the caller's torch thread count, the run at ``config.threads``; with more
-    # than one thread the reductions split differently and the last bits differ on some CPUs
-    # (seen on a 2-core Intel Xeon), so the caller here uses the run's count, as a user
-    # reproducing a run would.
-    with isolated_runtime(config.threads, config.seed):
-        rec = gradleak.attack(
-            "inverting_gradients",
-            model,
-            gradient=dict(target.observed_update),
-            labels=target.labels,
-            num_images=target.num_images,
-            image_shape=target.image_shape,
-            iterations=config.attack.iterations,
-            seed=config.seed,
-            options={"lr": 0.1, "tv_weight": 0.01},
-        )
+    # ``threads=`` runs the call at the run's thread count: with more than one thread the
+    # reductions split differently and the last bits differ on some CPUs (seen on a 2-core
+    # Intel Xeon), so a caller at any other count reproduces the run through it.
+    rec = gradleak.attack(
+        "inverting_gradients",
+        model,
+        gradient=dict(target.observed_update),
+        labels=target.labels,
+        num_images=target.num_images,
+        image_shape=target.image_shape,
+        iterations=config.attack.iterations,
+        seed=config.seed,
+        threads=config.threads,
+        options={"lr": 0.1, "tv_weight": 0.01},
+    )
+    with isolated_runtime(config.threads, config.seed):  # the run scores at its threads too
         scores = gradleak.score(rec, scenario.truth.images, scenario.truth.labels)
     assert rec.trace.trace == metrics["trace"]
     assert rec.trace.best_loss == metrics["best_loss"]
@@ -249,12 +249,18 @@ def test_the_call_leaves_the_process_and_the_model_as_it_found_them() -> None:
     torch.set_num_threads(threads + 1)  # not what a run's config would set
     expected = (torch.get_rng_state(), numpy_key(), random.getstate())
     seen: list[tuple[int, float]] = []
+    threads_seen: list[int] = []
+
+    def progress(iteration: int, loss: float) -> None:
+        seen.append((iteration, loss))
+        threads_seen.append(torch.get_num_threads())
+
     try:
         gradleak.attack(
             "inverting_gradients", model, gradient=grads, num_images=2, image_shape=SHAPE,
-            iterations=5, seed=77, options={"log_every": 1},
-            callback=lambda i, v: seen.append((i, v)),
+            iterations=5, seed=77, threads=1, options={"log_every": 1}, callback=progress,
         )  # fmt: skip
+        assert threads_seen == [1] * 5  # the call ran at the threads it was given
         assert torch.get_num_threads() == threads + 1
     finally:
         torch.set_num_threads(threads)
@@ -295,6 +301,8 @@ def bad_inputs() -> dict[str, tuple[dict[str, Any], str]]:
         "labels of another batch": ({**good, "labels": labels[:1]}, "1 labels"),
         "a label the model does not have": ({**good, "labels": labels + 10}, "[0, 10)"),
         "an init of another shape": ({**good, "init": images[:1]}, "init"),
+        "no threads": ({**good, "threads": 0}, "threads"),
+        "threads as text": ({**good, "threads": "2"}, "threads"),
         "an init a generator cannot take": (
             {**good, "name": "fedleak", "init": images},
             "cannot start from given images",

@@ -125,6 +125,13 @@ def image_batch(
     return Batch(int(num_images), (c, h, w), labels)
 
 
+def check_threads(threads: object) -> int:
+    """A thread count as a run's config accepts it (1 to 1024), or one ConfigError line."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 1024:
+        raise ConfigError(f"threads: give a whole number from 1 to 1024, got {threads!r}")
+    return threads
+
+
 def check_init(init: Tensor | None, target: AttackTarget, attack: Attack) -> Tensor | None:
     if init is None:
         return None
@@ -202,6 +209,7 @@ def attack(
     iterations: int = 300,
     seed: int = 0,
     device: str = "cpu",
+    threads: int | None = None,
     options: Mapping[str, Any] | None = None,
     init: Tensor | None = None,
     callback: ProgressCallback | None = None,
@@ -219,6 +227,10 @@ def attack(
     ``restarts``, ``tv_weight``, ``log_every``, ``compile``, ``batch_restarts``,
     ``stop_on_plateau``), validated by it. ``init`` is the
     starting images (B, C, H, W) in [0, 1]; ``callback(iteration, loss)`` sees the progress.
+    ``threads`` is torch's intra-op thread count for the call (None: the caller's); a run's
+    result is reproduced bit for bit at the run's ``threads``, since more threads split
+    reductions differently and some CPUs then differ in the last bits. Either way the caller's
+    count is restored afterwards.
 
     Raises:
         ConfigError: one line for any input that cannot be attacked (an unknown attack or
@@ -228,7 +240,8 @@ def attack(
     run_device = resolve_device(device)
     batch = image_batch(num_images, image_shape, labels, run_device)
     attack_ = build_attack(name, iterations, batch.labels is not None, options or {})
-    with isolated_runtime(torch.get_num_threads(), int(seed)):
+    call_threads = torch.get_num_threads() if threads is None else check_threads(threads)
+    with isolated_runtime(call_threads, int(seed)):
         own = attacker_model(model, batch.image_shape, normalize, run_device)
         updates = Updates(
             gradient, before, after, Local(local_steps, local_lr, local_batch_size),
