@@ -233,6 +233,15 @@ def run_cell(
     ]
     if pictures is not None:
         save_picture(cell, recon.images, truth, report, pictures)
+    generated = recon.extra.get("generator_images")
+    if generated is not None:
+        before = score_reconstruction(generated, truth)
+        print(
+            f"{cell.name}: the generator stage's images (iteration "
+            f"{recon.extra['generator_iterations']}, before polishing): "
+            f"{before.psnr_mean:.2f} dB / SSIM {before.ssim_mean:.3f}",
+            flush=True,
+        )
     unfiltered = recon.extra.get("unfiltered")
     kernels = medians if medians and unfiltered is not None else []
     for kernel in kernels:

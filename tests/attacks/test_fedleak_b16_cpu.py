@@ -20,7 +20,9 @@ BASELINE = ["attack.name=inverting_gradients", "attack.options={}", "attack.lr=0
 
 
 def short(extra: list[str]) -> ExperimentConfig:
-    return load_config(PRESET, ["attack.iterations=2", *extra])
+    """Two steps of each stage (the preset polishes FedLeak's images for 300 more)."""
+    polish = [] if extra else ["attack.options.polish_iterations=2"]
+    return load_config(PRESET, ["attack.iterations=2", *polish, *extra])
 
 
 def test_preset_is_fedleak_at_batch_16() -> None:
@@ -28,13 +30,15 @@ def test_preset_is_fedleak_at_batch_16() -> None:
     assert config.attack.name == "fedleak" and config.attack.labels == "given"
     assert config.federation.batch_size == 16 and config.data.max_images == 16
     assert config.threat.knows_labels and config.device == "cpu"
+    assert config.attack.options["polish_iterations"] == 300
 
 
 @pytest.mark.parametrize("extra", [[], BASELINE], ids=["fedleak", "inverting_gradients"])
 def test_preset_runs_a_couple_of_iterations(extra: list[str], tmp_path: Path) -> None:
     config = short(extra)
     metrics = run_experiment(config, tmp_path)
-    assert metrics["attack"] == config.attack.name and metrics["iterations"] == 2
+    stages = 2 if extra else 2 + 2  # the generator's steps, then polishing's
+    assert metrics["attack"] == config.attack.name and metrics["iterations"] == stages
     assert math.isfinite(metrics["psnr_mean"]) and 3.0 < metrics["psnr_mean"] < 40.0
     assert (tmp_path / "metrics.json").is_file()
 
