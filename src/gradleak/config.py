@@ -41,6 +41,10 @@ MAX_RESTARTS = 1024
 DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
 
 
+MAX_THREADS = 1024
+"""The most torch intra-op threads a run (or a public-API call) may ask for."""
+
+
 def default_data_root() -> Path:
     """Where data sets live unless ``data.root`` says otherwise.
 
@@ -266,7 +270,7 @@ class ExperimentConfig(Section):
     # torch intra-op threads. One by default: the models attacked here are small, and on a
     # machine with few, shared cores OpenMP threads spin-wait on each other (measured: the demo
     # ran 9x slower with 2 threads than with 1 on 2 busy cores). Raise it on an idle many-core host.
-    threads: int = Field(default=1, ge=1, le=1024)
+    threads: int = Field(default=1, ge=1, le=MAX_THREADS)
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     federation: FederationConfig = Field(default_factory=FederationConfig)

@@ -27,7 +27,7 @@ from gradleak.api.weights import Tensors
 from gradleak.attacks.base import ATTACKS, Attack, ProgressCallback, Reconstruction
 from gradleak.attacks.gradient_matching import GradientMatchingAttack
 from gradleak.attacks.target import AttackTarget
-from gradleak.config import AttackConfig
+from gradleak.config import MAX_THREADS, AttackConfig
 from gradleak.errors import ConfigError, UnknownNameError
 from gradleak.metrics.lpips import LPIPS
 from gradleak.metrics.scoring import score_reconstruction
@@ -126,9 +126,9 @@ def image_batch(
 
 
 def check_threads(threads: object) -> int:
-    """A thread count as a run's config accepts it (1 to 1024), or one ConfigError line."""
-    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 1024:
-        raise ConfigError(f"threads: give a whole number from 1 to 1024, got {threads!r}")
+    """A thread count as a run's config accepts it, or one ConfigError line."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise ConfigError(f"threads: give a whole number from 1 to {MAX_THREADS}, got {threads!r}")
     return threads
 
 

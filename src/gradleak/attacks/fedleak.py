@@ -57,7 +57,13 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from gradleak.attacks.base import ATTACKS, AttackOptions, ProgressCallback, Reconstruction
+from gradleak.attacks.base import (
+    ATTACKS,
+    Attack,
+    AttackOptions,
+    ProgressCallback,
+    Reconstruction,
+)
 from gradleak.attacks.generator import LAYOUTS
 from gradleak.attacks.gradient_matching import GradientMatchingAttack
 from gradleak.attacks.matching import MatchingLoss, reconstruction
@@ -113,8 +119,8 @@ class FedLeakOptions(FedLeakMatchingOptions):
     """Polishing's step on [0, 1] pixels (Inverting Gradients' own is about 0.025)."""
 
 
-POLISH_TV_WEIGHT = 1e-4
-"""Polishing's total-variation weight: Inverting Gradients' default (``attacks.base``)."""
+POLISH_TV_WEIGHT = Attack.default_tv_weight
+"""Polishing's total-variation weight: Inverting Gradients' (the attacks' shared default)."""
 
 
 def median_filter(images: Tensor, kernel: int) -> Tensor:
@@ -203,7 +209,6 @@ class FedLeak(GradientMatchingAttack):
             polished,
             iterations=done + polished.iterations,
             trace=[(done + i, value) for i, value in polished.trace],
-            interrupted=polished.interrupted,
             extra={
                 **generated.extra,
                 "generator_images": start,
